@@ -1,0 +1,5 @@
+//! forge's pure core: parse a user crate's source, build the IR, check it, emit code.
+//!
+//! Everything here is a function over source text: no network, no database, no clock.
+
+pub mod ir;

@@ -1,0 +1,226 @@
+//! The typed value of each attribute. Durations are milliseconds.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Kind;
+
+/// The options of one `#[forge::…]` attribute, by kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Options {
+    Query(QueryOptions),
+    Mutation(MutationOptions),
+    Job(JobOptions),
+    Cron(CronOptions),
+    Workflow(WorkflowOptions),
+    Daemon(DaemonOptions),
+    Webhook(WebhookOptions),
+    McpTool(McpToolOptions),
+    Model(ModelOptions),
+}
+
+impl Options {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Options::Query(_) => Kind::Query,
+            Options::Mutation(_) => Kind::Mutation,
+            Options::Job(_) => Kind::Job,
+            Options::Cron(_) => Kind::Cron,
+            Options::Workflow(_) => Kind::Workflow,
+            Options::Daemon(_) => Kind::Daemon,
+            Options::Webhook(_) => Kind::Webhook,
+            Options::McpTool(_) => Kind::McpTool,
+            Options::Model(_) => Kind::Model,
+        }
+    }
+
+    /// The per-call timeout every handler kind except models and daemons may set.
+    pub fn timeout_ms(&self) -> Option<u64> {
+        match self {
+            Options::Query(o) => o.timeout_ms,
+            Options::Mutation(o) => o.timeout_ms,
+            Options::Job(o) => o.timeout_ms,
+            Options::Cron(o) => o.timeout_ms,
+            Options::Workflow(o) => o.timeout_ms,
+            Options::Daemon(_) | Options::Webhook(_) | Options::McpTool(_) | Options::Model(_) => {
+                None
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryOptions {
+    pub public: bool,
+    /// Opted out of the scope rule (`unscoped` or `scope = "global"`).
+    pub unscoped: bool,
+    pub cache_ms: Option<u64>,
+    /// Tables read, declared where the SQL is not a literal.
+    pub tables: Vec<String>,
+    pub timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MutationOptions {
+    pub transactional: bool,
+    pub public: bool,
+    pub timeout_ms: Option<u64>,
+}
+
+impl Default for MutationOptions {
+    fn default() -> Self {
+        MutationOptions {
+            transactional: true,
+            public: false,
+            timeout_ms: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobOptions {
+    pub retry: RetryOptions,
+    pub timeout_ms: Option<u64>,
+    pub queue: String,
+    pub priority: i32,
+}
+
+impl Default for JobOptions {
+    fn default() -> Self {
+        JobOptions {
+            retry: RetryOptions::default(),
+            timeout_ms: None,
+            queue: "default".to_owned(),
+            priority: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryOptions {
+    pub max_attempts: u32,
+    pub backoff: Backoff,
+    pub base_ms: u64,
+    pub max_ms: u64,
+}
+
+impl Default for RetryOptions {
+    fn default() -> Self {
+        RetryOptions {
+            max_attempts: 3,
+            backoff: Backoff::Exponential,
+            base_ms: 1_000,
+            max_ms: 300_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backoff {
+    Exponential,
+    Linear,
+    Fixed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CronOptions {
+    pub schedule: Schedule,
+    /// IANA time zone name; UTC when absent.
+    pub timezone: Option<String>,
+    /// How many missed ticks to run after downtime (0: none).
+    pub catch_up: u32,
+    pub timeout_ms: Option<u64>,
+}
+
+/// When a cron fires. The grammar checks the shape; `forge check` (FG301) checks the content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Schedule {
+    /// A 5-field (or 6-field, with seconds) cron expression.
+    Cron(String),
+    /// A fixed interval in milliseconds.
+    EveryMs(u64),
+    /// `HH:MM` in the cron's time zone.
+    DailyAt(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkflowOptions {
+    /// The workflow's name; the function's name when absent.
+    pub name: Option<String>,
+    pub version: String,
+    pub active: bool,
+    pub timeout_ms: Option<u64>,
+}
+
+/// The version a workflow has when its attribute names none.
+pub const DEFAULT_WORKFLOW_VERSION: &str = "1";
+
+impl Default for WorkflowOptions {
+    fn default() -> Self {
+        WorkflowOptions {
+            name: None,
+            version: DEFAULT_WORKFLOW_VERSION.to_owned(),
+            active: false,
+            timeout_ms: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaemonOptions {
+    pub mode: DaemonMode,
+    pub restart_ms: u64,
+}
+
+impl Default for DaemonOptions {
+    fn default() -> Self {
+        DaemonOptions {
+            mode: DaemonMode::LeaderElected,
+            restart_ms: 5_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DaemonMode {
+    LeaderElected,
+    Replicated,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookOptions {
+    pub path: String,
+    pub signature: Option<WebhookSignature>,
+    pub idempotency: Option<Idempotency>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "scheme", rename_all = "snake_case")]
+pub enum WebhookSignature {
+    /// The header carries the hex HMAC-SHA256 of the raw body under the secret held in the
+    /// environment variable `secret_env`.
+    HmacSha256 { header: String, secret_env: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "source", rename_all = "snake_case")]
+pub enum Idempotency {
+    /// The key is the value of this request header.
+    Header { name: String },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct McpToolOptions {
+    /// The tool's name; the function's name when absent.
+    pub name: Option<String>,
+    pub title: Option<String>,
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelOptions {
+    pub table: Option<String>,
+}
