@@ -2,4 +2,7 @@
 //!
 //! Everything here is a function over source text: no network, no database, no clock.
 
+pub mod emit;
 pub mod ir;
+pub mod serde_case;
+pub mod sql;

@@ -1,0 +1,1 @@
+//! The Rust registration glue (`src/forge_generated.rs`).

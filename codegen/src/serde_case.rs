@@ -1,0 +1,1 @@
+//! serde's `rename_all` case conversions, reproduced exactly.

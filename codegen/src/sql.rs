@@ -1,0 +1,1 @@
+//! Analysis of literal SQL: which tables a statement reads and writes.
