@@ -1,1 +1,61 @@
-fn main() {}
+//! `forge`: the command-line tool. Orchestration and I/O only; everything that reads or
+//! writes code lives in `forge-codegen`.
+
+mod generate;
+mod output;
+mod project;
+mod render;
+mod sources;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "forge",
+    version,
+    about = "Postgres-backed Rust backends from plain async functions"
+)]
+struct Cli {
+    /// The project directory (default: the nearest directory upwards with a forge.toml).
+    #[arg(long, global = true, value_name = "DIR")]
+    project: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate the Rust glue, the TypeScript client and forge.lock from the source.
+    Generate(generate::Args),
+}
+
+/// A failure that stops forge before it could do its job (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Fatal(pub String);
+
+/// How a command ended when forge itself ran fine.
+pub enum Outcome {
+    /// Nothing to report (exit 0).
+    Clean,
+    /// Errors in the project, or stale files under `--check` (exit 1).
+    Problems,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Generate(args) => generate::run(cli.project.as_deref(), &args),
+    };
+    match result {
+        Ok(Outcome::Clean) => ExitCode::SUCCESS,
+        Ok(Outcome::Problems) => ExitCode::from(1),
+        Err(Fatal(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -417,3 +417,57 @@ impl Diagnostic {
         self
     }
 }
+
+impl Shape {
+    /// The types this shape's fields, items and variant payloads use.
+    pub fn type_refs(&self) -> Vec<&TypeRef> {
+        fn fields(fields: &[Field]) -> Vec<&TypeRef> {
+            fields.iter().map(|f| &f.ty).collect()
+        }
+        match self {
+            Shape::Struct { fields: f, .. } => fields(f),
+            Shape::Tuple { items } => items.iter().collect(),
+            Shape::Newtype { of } => vec![of],
+            Shape::Unit => Vec::new(),
+            Shape::Enum { variants, .. } => variants
+                .iter()
+                .flat_map(|variant| match &variant.shape {
+                    VariantShape::Unit => Vec::new(),
+                    VariantShape::Newtype { of } => vec![of],
+                    VariantShape::Tuple { items } => items.iter().collect(),
+                    VariantShape::Struct { fields: f } => fields(f),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The ids of every type definition reachable from `roots` through fields, variants and
+/// generic arguments. `types` must be sorted by id, as in the IR.
+pub fn reachable_types<'a>(
+    types: &'a [TypeDef],
+    roots: impl IntoIterator<Item = &'a TypeRef>,
+) -> std::collections::BTreeSet<&'a str> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut stack: Vec<&'a TypeRef> = roots.into_iter().collect();
+    while let Some(ty) = stack.pop() {
+        match ty {
+            TypeRef::Named { id, args } => {
+                stack.extend(args.iter());
+                let Ok(i) = types.binary_search_by(|d| d.id.as_str().cmp(id)) else {
+                    continue;
+                };
+                if seen.insert(types[i].id.as_str()) {
+                    stack.extend(types[i].shape.type_refs());
+                }
+            }
+            TypeRef::Option { of } | TypeRef::List { of } | TypeRef::Array { of, .. } => {
+                stack.push(of)
+            }
+            TypeRef::Map { key, value } => stack.extend([&**key, &**value]),
+            TypeRef::Tuple { items } => stack.extend(items.iter()),
+            TypeRef::Scalar { .. } | TypeRef::Param { .. } | TypeRef::Unsupported { .. } => {}
+        }
+    }
+    seen
+}

@@ -1,0 +1,234 @@
+//! `forge generate`: source → IR → generated files.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use forge_codegen::config::Target;
+use forge_codegen::ir::{Ir, Severity};
+use forge_codegen::lock::{Lock, LOCK_FILE};
+use forge_codegen::{emit, resolve};
+use serde::{Deserialize, Serialize};
+
+use crate::output::{self, Planned, State};
+use crate::project::Project;
+use crate::sources::{self, ParseCache, Source};
+use crate::{Fatal, Outcome};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Write nothing; exit 1 and print a unified diff of every out-of-date generated file.
+    #[arg(long)]
+    check: bool,
+    /// Also write the IR as JSON to FILE (`-` for stdout).
+    #[arg(long, value_name = "FILE")]
+    emit_ir: Option<PathBuf>,
+}
+
+pub fn run(project: Option<&Path>, args: &Args) -> Result<Outcome, Fatal> {
+    let started = Instant::now();
+    let project = Project::locate(project)?;
+    let sources = sources::read(&project.root)?;
+    let lock_text = read_optional(&project.root.join(LOCK_FILE))?;
+    let build = sources::build_id();
+    let cache_dir = project.cache_dir();
+    let stamp = Stamp::key(&build, &project, lock_text.as_deref(), &sources);
+    if args.emit_ir.is_none() && Stamp::is_fresh(&cache_dir, &stamp, &project.root) {
+        eprintln!(
+            "forge generate: up to date ({} source files, {} ms)",
+            sources.len(),
+            started.elapsed().as_millis()
+        );
+        return Ok(Outcome::Clean);
+    }
+
+    let mut cache = ParseCache::load(&cache_dir, &build);
+    let parsed = cache.parse_all(&sources);
+    let resolved = resolve::build(&parsed);
+    let lock = match &lock_text {
+        Some(text) => Lock::parse(text).map_err(|e| Fatal(format!("{LOCK_FILE}: {e}")))?,
+        None => Lock::default(),
+    };
+    let planned = plan(&project, &resolved.ir, &lock);
+
+    if let Some(target) = &args.emit_ir {
+        emit_ir(target, &resolved.ir)?;
+    }
+    let diagnostics = &resolved.diagnostics;
+    if !diagnostics.is_empty() {
+        let texts: HashMap<&str, &str> = sources
+            .iter()
+            .filter_map(|s| Some((s.rel.as_str(), std::str::from_utf8(&s.content).ok()?)))
+            .collect();
+        let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        eprint!("{}", crate::render::render(diagnostics, &texts, color));
+    }
+    let has_errors = diagnostics.iter().any(|d| d.severity == Severity::Error);
+
+    let stale: Vec<(&Planned, Option<String>)> = planned
+        .iter()
+        .filter_map(|p| match output::state(p) {
+            State::Unchanged => None,
+            State::Stale { current } => Some((p, current)),
+        })
+        .collect();
+    let elapsed = started.elapsed().as_millis();
+    if args.check {
+        let mut stdout = std::io::stdout().lock();
+        for (planned, current) in &stale {
+            let _ = write!(stdout, "{}", output::diff(planned, current.as_deref()));
+        }
+        if stale.is_empty() {
+            eprintln!(
+                "forge generate --check: {} generated files are up to date ({elapsed} ms)",
+                planned.len()
+            );
+        } else {
+            eprintln!(
+                "forge generate --check: {} of {} generated files are out of date; run `forge generate`",
+                stale.len(),
+                planned.len()
+            );
+        }
+        return Ok(if stale.is_empty() && !has_errors {
+            Outcome::Clean
+        } else {
+            Outcome::Problems
+        });
+    }
+
+    for (planned, _) in &stale {
+        output::write(planned)?;
+    }
+    cache.save(&cache_dir);
+    if diagnostics.is_empty() {
+        // With diagnostics the next run must print them again, so it may not take the
+        // shortcut.
+        let lock_now = read_optional(&project.root.join(LOCK_FILE))?;
+        let key = Stamp::key(&build, &project, lock_now.as_deref(), &sources);
+        Stamp::save(&cache_dir, key, &planned);
+    }
+    eprintln!(
+        "forge generate: {} of {} files written, {} handlers, {} types from {} source files ({} ms)",
+        stale.len(),
+        planned.len(),
+        resolved.ir.handlers.len(),
+        resolved.ir.types.len(),
+        sources.len(),
+        started.elapsed().as_millis()
+    );
+    Ok(if has_errors {
+        Outcome::Problems
+    } else {
+        Outcome::Clean
+    })
+}
+
+fn read_optional(path: &Path) -> Result<Option<String>, Fatal> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Fatal(format!("cannot read {}: {e}", path.display()))),
+    }
+}
+
+/// Every file generate owns, with the content it should have.
+fn plan(project: &Project, ir: &Ir, lock: &Lock) -> Vec<Planned> {
+    let generate = &project.config.generate;
+    let mut planned = Vec::new();
+    let mut add = |rel: String, contents: String| {
+        planned.push(Planned {
+            path: project.root.join(&rel),
+            rel,
+            contents,
+        })
+    };
+    for target in &generate.targets {
+        match target {
+            Target::Rust => add(generate.rust_out.clone(), emit::rust::emit(ir)),
+            Target::Typescript => {
+                let dir = generate.typescript_out.trim_end_matches('/');
+                for file in emit::typescript::emit(ir) {
+                    add(format!("{dir}/{}", file.path), file.contents);
+                }
+            }
+        }
+    }
+    add(LOCK_FILE.to_owned(), lock.updated(ir).render());
+    planned
+}
+
+fn emit_ir(target: &Path, ir: &Ir) -> Result<(), Fatal> {
+    let mut json = serde_json::to_string_pretty(ir).expect("the IR serialises");
+    json.push('\n');
+    if target == Path::new("-") {
+        std::io::stdout()
+            .lock()
+            .write_all(json.as_bytes())
+            .map_err(|e| Fatal(format!("cannot write the IR to stdout: {e}")))
+    } else {
+        std::fs::write(target, json)
+            .map_err(|e| Fatal(format!("cannot write the IR to {}: {e}", target.display())))
+    }
+}
+
+/// The record of the last clean run: when neither the inputs nor the outputs changed since,
+/// there is nothing to do and forge answers without parsing anything.
+#[derive(Serialize, Deserialize)]
+struct Stamp {
+    key: String,
+    outputs: Vec<(String, String)>,
+}
+
+const STAMP_FILE: &str = "generate-stamp.json";
+
+impl Stamp {
+    fn key(build: &str, project: &Project, lock: Option<&str>, sources: &[Source]) -> String {
+        let mut hasher = blake3::Hasher::new();
+        for part in [build, &project.config_text, lock.unwrap_or("")] {
+            hasher.update(part.as_bytes());
+            hasher.update(&[0]);
+        }
+        for source in sources {
+            hasher.update(source.rel.as_bytes());
+            hasher.update(&[0]);
+            hasher.update(source.hash.as_bytes());
+        }
+        hasher.finalize().to_hex().to_string()
+    }
+
+    fn is_fresh(dir: &Path, key: &str, root: &Path) -> bool {
+        let Some(stamp) = std::fs::read(dir.join(STAMP_FILE))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Stamp>(&bytes).ok())
+        else {
+            return false;
+        };
+        stamp.key == key
+            && stamp.outputs.iter().all(|(rel, hash)| {
+                std::fs::read(root.join(rel))
+                    .is_ok_and(|bytes| blake3::hash(&bytes).to_hex().as_str() == hash)
+            })
+    }
+
+    fn save(dir: &Path, key: String, planned: &[Planned]) {
+        let stamp = Stamp {
+            key,
+            outputs: planned
+                .iter()
+                .map(|p| {
+                    (
+                        p.rel.clone(),
+                        blake3::hash(p.contents.as_bytes()).to_hex().to_string(),
+                    )
+                })
+                .collect(),
+        };
+        if std::fs::create_dir_all(dir).is_ok() {
+            if let Ok(bytes) = serde_json::to_vec(&stamp) {
+                let _ = output::write_atomically(&dir.join(STAMP_FILE), &bytes);
+            }
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! `forge.toml`, the project's configuration.
+
+use serde::Deserialize;
+
+/// Where `forge.toml` says things go, with the defaults of DESIGN.md.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub project: ProjectConfig,
+    #[serde(default)]
+    pub generate: GenerateConfig,
+    #[serde(default)]
+    pub check: CheckConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectConfig {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    Rust,
+    Typescript,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GenerateConfig {
+    /// What `forge generate` writes.
+    pub targets: Vec<Target>,
+    /// The Rust glue file, relative to the project root.
+    pub rust_out: String,
+    /// The TypeScript client's directory, relative to the project root.
+    pub typescript_out: String,
+}
+
+impl Default for GenerateConfig {
+    fn default() -> Self {
+        GenerateConfig {
+            targets: vec![Target::Rust, Target::Typescript],
+            rust_out: crate::parse::GENERATED_RUST_FILE.to_owned(),
+            typescript_out: "frontend/src/lib/forge".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckConfig {
+    /// Columns that tie a row to its owner (rule FG101).
+    pub owner_columns: Vec<String>,
+}
+
+impl Default for CheckConfig {
+    fn default() -> Self {
+        CheckConfig {
+            owner_columns: ["user_id", "owner_id", "tenant_id"]
+                .map(str::to_owned)
+                .to_vec(),
+        }
+    }
+}
+
+/// forge.toml could not be read; the message names the line and column.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ConfigError {
+    pub message: String,
+}
+
+impl Config {
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError {
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        if config.generate.rust_out != crate::parse::GENERATED_RUST_FILE
+            && config.generate.rust_out.starts_with("src/")
+        {
+            // The parser skips exactly one generated file; anything else under src/ would
+            // be read back as user code.
+            return Err(ConfigError {
+                message: format!(
+                    "`generate.rust_out = \"{}\"`: the Rust glue lives at `{}` (the parser skips that file); remove the setting or point it outside `src/`",
+                    config.generate.rust_out,
+                    crate::parse::GENERATED_RUST_FILE
+                ),
+            });
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let config = Config::parse("[project]\nname = \"app\"\n").expect("minimal config parses");
+        assert_eq!(config.generate, GenerateConfig::default());
+        assert_eq!(
+            config.check.owner_columns,
+            ["user_id", "owner_id", "tenant_id"]
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_a_position() {
+        let error = Config::parse("[project]\nname = \"app\"\n[generate]\ntarget = [\"rust\"]\n")
+            .expect_err("unknown key is refused");
+        assert!(error.message.contains("line 4"), "{}", error.message);
+        assert!(
+            error.message.contains("unknown field `target`"),
+            "{}",
+            error.message
+        );
+    }
+
+    #[test]
+    fn targets_and_outputs() {
+        let config = Config::parse(
+            "[project]\nname = \"app\"\n[generate]\ntargets = [\"typescript\"]\ntypescript_out = \"web/api\"\n",
+        )
+        .expect("config parses");
+        assert_eq!(config.generate.targets, [Target::Typescript]);
+        assert_eq!(config.generate.typescript_out, "web/api");
+        assert!(
+            Config::parse("[project]\nname = \"a\"\n[generate]\nrust_out = \"src/glue.rs\"\n")
+                .is_err()
+        );
+    }
+}

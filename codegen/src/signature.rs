@@ -1,0 +1,118 @@
+//! Workflow contract signatures.
+//!
+//! A run persisted under one contract can only be resumed by code with the same contract, so
+//! the signature must change whenever anything a stored run depends on changes, and must not
+//! change for anything else (comments, formatting, docs, handler bodies between steps).
+//!
+//! # Canonical encoding (version 1)
+//!
+//! The signature is the first 16 bytes (32 lowercase hex digits) of the blake3 hash of the
+//! compact JSON (serde_json, fields in the order below, no whitespace) of:
+//!
+//! ```text
+//! { "encoding": 1,
+//!   "timeout_ms": <u64 | null>,
+//!   "input": <TypeRef | null>,        // the IR's JSON form of the input argument's type
+//!   "output": <TypeRef>,
+//!   "steps": [<key>, …],               // literal step keys in source order
+//!   "waits": [{"key": <key>, "ty": <TypeRef | null>}, …],
+//!   "types": [{"id", "generics", "shape"}, …] }
+//! ```
+//!
+//! `types` holds every type definition reachable from `input`, `output` and the wait types,
+//! sorted by id, with their shapes as in the IR except that every `doc` is removed and every
+//! `span` is replaced by the empty span. The workflow's name and version are not part of the
+//! encoding: they are the key the signature is stored under.
+
+use serde::Serialize;
+
+use crate::ir::{
+    reachable_types, Field, Shape, Span, TypeDef, TypeRef, VariantShape, WaitKey, WorkflowContract,
+};
+
+#[derive(Serialize)]
+struct Canonical<'a> {
+    encoding: u32,
+    timeout_ms: Option<u64>,
+    input: Option<&'a TypeRef>,
+    output: &'a TypeRef,
+    steps: &'a [String],
+    waits: &'a [WaitKey],
+    types: Vec<CanonicalType<'a>>,
+}
+
+#[derive(Serialize)]
+struct CanonicalType<'a> {
+    id: &'a str,
+    generics: &'a [String],
+    shape: Shape,
+}
+
+/// The contract's signature; `types` must be sorted by id (as in the IR).
+pub fn signature(contract: &WorkflowContract, types: &[TypeDef]) -> String {
+    let mut roots: Vec<&TypeRef> = contract.input.iter().collect();
+    roots.push(&contract.output);
+    roots.extend(contract.waits.iter().filter_map(|w| w.ty.as_ref()));
+    let canonical = Canonical {
+        encoding: 1,
+        timeout_ms: contract.timeout_ms,
+        input: contract.input.as_ref(),
+        output: &contract.output,
+        steps: &contract.steps,
+        waits: &contract.waits,
+        types: reachable_types(types, roots)
+            .into_iter()
+            .filter_map(|id| {
+                let def = &types[types.binary_search_by(|d| d.id.as_str().cmp(id)).ok()?];
+                Some(CanonicalType {
+                    id: &def.id,
+                    generics: &def.generics,
+                    shape: without_docs_and_spans(&def.shape),
+                })
+            })
+            .collect(),
+    };
+    let json = serde_json::to_vec(&canonical).expect("the canonical form serialises");
+    let hash = blake3::hash(&json);
+    hash.as_bytes()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn without_docs_and_spans(shape: &Shape) -> Shape {
+    let clean_fields = |fields: &[Field]| -> Vec<Field> {
+        fields
+            .iter()
+            .map(|f| Field {
+                doc: None,
+                span: Span::default(),
+                ..f.clone()
+            })
+            .collect()
+    };
+    match shape {
+        Shape::Struct { fields, tag } => Shape::Struct {
+            fields: clean_fields(fields),
+            tag: tag.clone(),
+        },
+        Shape::Enum { tagging, variants } => Shape::Enum {
+            tagging: tagging.clone(),
+            variants: variants
+                .iter()
+                .map(|v| crate::ir::Variant {
+                    doc: None,
+                    span: Span::default(),
+                    shape: match &v.shape {
+                        VariantShape::Struct { fields } => VariantShape::Struct {
+                            fields: clean_fields(fields),
+                        },
+                        other => other.clone(),
+                    },
+                    ..v.clone()
+                })
+                .collect(),
+        },
+        other => other.clone(),
+    }
+}
