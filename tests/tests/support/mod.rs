@@ -16,3 +16,20 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
     dir
 }
+
+/// The `forge` binary cargo built for this test run (`cargo test --workspace` builds it
+/// because the CLI crate has integration tests).
+pub fn forge_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binaries live in target/<profile>/deps");
+    let forge = dir.join(format!("forge{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        forge.exists(),
+        "{} does not exist: run the tests with `cargo test --workspace`, which builds it",
+        forge.display()
+    );
+    forge
+}

@@ -1,0 +1,16 @@
+//! What the emitters produce for the fixture crates, as snapshots.
+
+mod support;
+
+use forge_codegen::emit::typescript;
+
+#[test]
+fn kitchen_sink_typescript() {
+    let ir = support::build_fixture("kitchen_sink").ir;
+    for file in typescript::emit(&ir) {
+        if file.path == "client.ts" {
+            continue; // verbatim; covered by the emitter's own tests
+        }
+        insta::assert_snapshot!(format!("kitchen_sink_{}", file.path), file.contents);
+    }
+}
