@@ -15,6 +15,87 @@ use super::syntax::{BodyFacts, TypeExpr};
 use super::type_expr;
 use crate::ir::{Bind, Dispatch, DispatchKind, Origin, SqlCall};
 
+/// How deeply a handler body's expressions may nest for forge to read it. The visitors here
+/// recurse, while syn parses operator, method-call, field and `?` chains with a loop: a
+/// chain of a few thousand links parses, then overflows a 2 MiB thread's stack in a
+/// visitor (about 1 KiB a level in a debug build). Real bodies nest a few dozen levels.
+pub const MAX_EXPR_DEPTH: usize = 512;
+
+/// The largest macro body the visitors parse as expressions. syn keeps a macro body as
+/// flat tokens when it parses the file, but recurses through brackets when the body is
+/// parsed and through operator chains when the result is dropped, so an unbounded body
+/// could overflow the stack. A larger body is skipped like one that is not expressions
+/// (`json!`, `quote!`); real arguments (`format!`, `vec!`, sqlx's `query!`) are far smaller.
+const MAX_MACRO_TOKENS: usize = 8192;
+const MAX_MACRO_NESTING: usize = 32;
+
+/// Whether `block` nests expressions deeper than [`MAX_EXPR_DEPTH`], counting macro
+/// arguments as [`extract`] reads them. Bounded recursion itself, so it is safe on any
+/// block syn parsed.
+pub fn too_deep(block: &syn::Block) -> bool {
+    let mut probe = DepthProbe {
+        depth: 0,
+        too_deep: false,
+    };
+    probe.visit_block(block);
+    probe.too_deep
+}
+
+struct DepthProbe {
+    depth: usize,
+    too_deep: bool,
+}
+
+impl<'ast> Visit<'ast> for DepthProbe {
+    fn visit_expr(&mut self, expr: &'ast Expr) {
+        if self.too_deep || self.depth == MAX_EXPR_DEPTH {
+            self.too_deep = true;
+            return;
+        }
+        self.depth += 1;
+        visit::visit_expr(self, expr);
+        self.depth -= 1;
+    }
+
+    fn visit_macro(&mut self, mac: &'ast syn::Macro) {
+        for arg in macro_args(mac).iter().flatten() {
+            self.visit_expr(arg);
+        }
+    }
+}
+
+/// A macro's arguments read as comma-separated expressions, if they are and the body is
+/// within [`MAX_MACRO_TOKENS`] and [`MAX_MACRO_NESTING`].
+fn macro_args(mac: &syn::Macro) -> Option<Punctuated<Expr, Token![,]>> {
+    if !small(&mac.tokens) {
+        return None;
+    }
+    mac.parse_body_with(Punctuated::<Expr, Token![,]>::parse_terminated)
+        .ok()
+}
+
+/// Walks the tokens with a stack of its own, so any nesting is safe.
+fn small(tokens: &proc_macro2::TokenStream) -> bool {
+    let mut count = 0;
+    let mut pending = vec![(tokens.clone(), 0)];
+    while let Some((stream, depth)) = pending.pop() {
+        if depth > MAX_MACRO_NESTING {
+            return false;
+        }
+        for tree in stream {
+            count += 1;
+            if count > MAX_MACRO_TOKENS {
+                return false;
+            }
+            if let proc_macro2::TokenTree::Group(group) = tree {
+                pending.push((group.stream(), depth + 1));
+            }
+        }
+    }
+    true
+}
+
+/// Call only on a block that is not [`too_deep`].
 pub fn extract(
     file: &str,
     kind: Kind,
@@ -321,7 +402,7 @@ impl<'ast> Visit<'ast> for BodyVisitor<'_> {
             [krate, name] => krate == "sqlx" && SQLX_MACROS.contains(&name.as_str()),
             _ => false,
         };
-        let Ok(args) = mac.parse_body_with(Punctuated::<Expr, Token![,]>::parse_terminated) else {
+        let Some(args) = macro_args(mac) else {
             return;
         };
         if is_sqlx {

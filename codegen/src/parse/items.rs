@@ -7,8 +7,8 @@ use syn::{Attribute, Item};
 use super::serde_attrs;
 use super::span;
 use super::syntax::{
-    Import, ParsedFile, RawAlias, RawBody, RawField, RawHandler, RawParam, RawType, RawVariant,
-    Scope,
+    BodyFacts, Import, ParsedFile, RawAlias, RawBody, RawField, RawHandler, RawParam, RawType,
+    RawVariant, Scope,
 };
 use super::{body, type_expr};
 use crate::ir::Diagnostic;
@@ -368,7 +368,25 @@ fn handler(parsed: &mut ParsedFile, module: &str, kind: Kind, f: &syn::ItemFn) {
         }
     }
     let param_names: Vec<String> = params.iter().map(|p| p.name.clone()).collect();
-    let body = body::extract(&file, kind, context_name.as_deref(), &param_names, &f.block);
+    let body = if body::too_deep(&f.block) {
+        // Skipping the body silently could hide the SQL that the scope rules check.
+        parsed.diagnostics.push(
+            Diagnostic::error(
+                "FG001",
+                format!(
+                    "forge cannot read the body of `{}`: its expressions nest more than {} levels deep",
+                    unraw(&f.sig.ident),
+                    body::MAX_EXPR_DEPTH
+                ),
+                Some(span::of(&file, &f.sig.ident)),
+            )
+            .with_label("body not analysed")
+            .with_help("split the expression up with `let` bindings"),
+        );
+        BodyFacts::default()
+    } else {
+        body::extract(&file, kind, context_name.as_deref(), &param_names, &f.block)
+    };
     parsed.handlers.push(RawHandler {
         module: module.to_owned(),
         function: unraw(&f.sig.ident),

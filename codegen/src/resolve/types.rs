@@ -17,12 +17,25 @@ use crate::serde_case::RenameRule;
 /// How deep type aliases may expand into one another.
 const MAX_ALIAS_DEPTH: u32 = 32;
 
+/// How many parts one written type may resolve into. Aliases expand in place, so a line of
+/// source can describe an exponentially large type: `type A = (A, A);` doubles at each of
+/// the `MAX_ALIAS_DEPTH` levels, `type P<T> = (T, T);` doubles at each `P<…>` in
+/// `P<P<P<…>>>`. Past this bound the type is reported rather than built, which bounds the
+/// work each written type costs.
+const MAX_TYPE_PARTS: usize = 10_000;
+
 pub struct Types<'a> {
     pub index: Index<'a>,
     pub diagnostics: Vec<Diagnostic>,
     pub defs: BTreeMap<String, TypeDef>,
     queued: HashSet<String>,
     queue: Vec<String>,
+    /// How deep `type_ref` is in its own recursion; 0 between written types.
+    nesting: u32,
+    /// What is left of `MAX_TYPE_PARTS` for the written type being resolved.
+    parts_left: usize,
+    /// The written type being resolved, until it is reported as too large.
+    unreported: Option<Span>,
 }
 
 /// Generic parameters in scope, and what alias parameters stand for.
@@ -59,6 +72,9 @@ impl<'a> Types<'a> {
             defs: BTreeMap::new(),
             queued: HashSet::new(),
             queue: Vec::new(),
+            nesting: 0,
+            parts_left: MAX_TYPE_PARTS,
+            unreported: None,
         }
     }
 
@@ -73,6 +89,54 @@ impl<'a> Types<'a> {
 
     /// Resolves a type expression written in `module`.
     pub fn type_ref(&mut self, module: &str, env: Env, expr: &TypeExpr) -> TypeRef {
+        if self.nesting == 0 {
+            self.parts_left = MAX_TYPE_PARTS;
+            self.unreported = Some(expr.span().clone());
+        }
+        if !self.spend(1) {
+            return self.too_large();
+        }
+        self.nesting += 1;
+        let resolved = self.resolve(module, env, expr);
+        self.nesting -= 1;
+        resolved
+    }
+
+    fn spend(&mut self, parts: usize) -> bool {
+        match self.parts_left.checked_sub(parts) {
+            Some(left) => {
+                self.parts_left = left;
+                true
+            }
+            None => {
+                self.parts_left = 0;
+                false
+            }
+        }
+    }
+
+    /// Reported once per written type: every part after the first that does not fit would
+    /// otherwise add its own diagnostic.
+    fn too_large(&mut self) -> TypeRef {
+        if let Some(span) = self.unreported.take() {
+            self.diagnostics.push(
+                Diagnostic::error(
+                    "FG503",
+                    format!(
+                        "this type expands through its type aliases into more than {MAX_TYPE_PARTS} parts"
+                    ),
+                    Some(span),
+                )
+                .with_label("too large to describe")
+                .with_help("look for a cycle between the type aliases (`type A = (A, A);`), or write the type out"),
+            );
+        }
+        TypeRef::Unsupported {
+            rust: "type too large".to_owned(),
+        }
+    }
+
+    fn resolve(&mut self, module: &str, env: Env, expr: &TypeExpr) -> TypeRef {
         match expr {
             TypeExpr::Path { segments, span } => self.path(module, env, segments, span),
             TypeExpr::Tuple { items, .. } if items.is_empty() => TypeRef::Scalar {
@@ -109,6 +173,9 @@ impl<'a> Types<'a> {
         let args: &[TypeExpr] = segments.last().map_or(&[], |s| &s.args);
         if let [name] = names.as_slice() {
             if let Some(bound) = env.substitutions.and_then(|s| s.get(name)) {
+                if !self.spend(parts(bound, self.parts_left + 1)) {
+                    return self.too_large();
+                }
                 return bound.clone();
             }
             if env.generics.contains(name) {
@@ -422,6 +489,27 @@ impl<'a> Types<'a> {
             span: raw.span.clone(),
         }
     }
+}
+
+/// The number of nodes in `ty`, counted up to `limit`.
+fn parts(ty: &TypeRef, limit: usize) -> usize {
+    let mut count = 0;
+    let mut stack = vec![ty];
+    while let Some(ty) = stack.pop() {
+        count += 1;
+        if count >= limit {
+            break;
+        }
+        match ty {
+            TypeRef::Option { of } | TypeRef::List { of } | TypeRef::Array { of, .. } => {
+                stack.push(of)
+            }
+            TypeRef::Map { key, value } => stack.extend([&**key, &**value]),
+            TypeRef::Tuple { items } | TypeRef::Named { args: items, .. } => stack.extend(items),
+            TypeRef::Scalar { .. } | TypeRef::Param { .. } | TypeRef::Unsupported { .. } => {}
+        }
+    }
+    count
 }
 
 #[derive(Clone, Copy)]
