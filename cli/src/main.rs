@@ -45,8 +45,16 @@ pub enum Outcome {
     Problems,
 }
 
+/// syn recurses on nested types and modules; deep but valid user code must not overflow
+/// the 2 MiB default stacks of rayon's workers.
+const PARSER_STACK: usize = 64 << 20;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Only fails when a pool already exists, which it cannot at this point.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .stack_size(PARSER_STACK)
+        .build_global();
     let result = match cli.command {
         Command::Generate(args) => generate::run(cli.project.as_deref(), &args),
     };
