@@ -14,3 +14,9 @@ fn kitchen_sink_typescript() {
         insta::assert_snapshot!(format!("kitchen_sink_{}", file.path), file.contents);
     }
 }
+
+#[test]
+fn kitchen_sink_rust_glue() {
+    let ir = support::build_fixture("kitchen_sink").ir;
+    insta::assert_snapshot!(forge_codegen::emit::rust::emit(&ir));
+}

@@ -11,7 +11,9 @@ use support::typescript::{check, check_with};
 
 fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap_or_else(|e| panic!("cannot create {}: {e}", to.display()));
-    for entry in fs::read_dir(from).unwrap_or_else(|e| panic!("cannot read {}: {e}", from.display())) {
+    for entry in
+        fs::read_dir(from).unwrap_or_else(|e| panic!("cannot read {}: {e}", from.display()))
+    {
         let entry = entry.expect("directory entry");
         let target = to.join(entry.file_name());
         if entry.path().is_dir() {
@@ -25,7 +27,10 @@ fn copy_dir(from: &Path, to: &Path) {
 #[test]
 fn kitchen_sink_typescript_passes_tsc_strict() {
     let project = support::scratch_dir("kitchen_sink");
-    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/kitchen_sink"), &project);
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/kitchen_sink"),
+        &project,
+    );
     let output = Command::new(support::forge_bin())
         .args(["generate"])
         .current_dir(&project)
@@ -42,9 +47,15 @@ fn kitchen_sink_typescript_passes_tsc_strict() {
         client_dir.join("kitchen_sink.ts"),
     )
     .expect("copy the type test");
-    let files: Vec<PathBuf> = ["types.ts", "api.ts", "client.ts", "index.ts", "kitchen_sink.ts"]
-        .map(PathBuf::from)
-        .to_vec();
+    let files: Vec<PathBuf> = [
+        "types.ts",
+        "api.ts",
+        "client.ts",
+        "index.ts",
+        "kitchen_sink.ts",
+    ]
+    .map(PathBuf::from)
+    .to_vec();
     let files: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
     check(&client_dir, &files);
     check_with(&client_dir, &files, &["--exactOptionalPropertyTypes"]);

@@ -91,5 +91,7 @@ fn syntax_error(rel_path: &str, error: &syn::Error) -> Diagnostic {
         Some(span::convert(rel_path, error.span())),
     )
     .with_label(error.to_string())
-    .with_help("fix the syntax error; forge generated everything else and skipped this file")
+    .with_help(
+        "fix the syntax error; until then forge skips this file and reads the rest of the crate",
+    )
 }

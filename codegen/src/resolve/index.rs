@@ -135,6 +135,10 @@ impl<'a> Index<'a> {
                     }
                 }
             }
+            // Primitives and prelude names are never shadowed by another crate's glob.
+            if super::known::is_known(segments) {
+                return Some(Target::External(segments.to_vec()));
+            }
             // A glob from another crate (`use forge::prelude::*`) may bring the name.
             for scope in self.scopes(module) {
                 for glob in scope
