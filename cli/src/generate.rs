@@ -43,14 +43,17 @@ pub fn run(project: Option<&Path>, args: &Args) -> Result<Outcome, Fatal> {
         return Ok(Outcome::Clean);
     }
 
-    let mut cache = ParseCache::load(&cache_dir, &build);
-    let parsed = cache.parse_all(&sources);
-    let resolved = resolve::build(&parsed);
-    let lock = match &lock_text {
-        Some(text) => Lock::parse(text).map_err(|e| Fatal(format!("{LOCK_FILE}: {e}")))?,
-        None => Lock::default(),
-    };
-    let planned = plan(&project, &resolved.ir, &lock);
+    let parsed = ParseCache::load(&cache_dir, &build).parse_all(&sources);
+    let (resolved, planned) = std::thread::scope(|scope| {
+        if !args.check {
+            // The cache is only for the next run: write it while this one goes on.
+            scope.spawn(|| sources::save_cache(&cache_dir, &build, &sources, &parsed));
+        }
+        let resolved = resolve::build(&parsed);
+        let planned = plan(&project, &resolved.ir, lock_text.as_deref());
+        (resolved, planned)
+    });
+    let planned = planned?;
 
     if let Some(target) = &args.emit_ir {
         emit_ir(target, &resolved.ir)?;
@@ -101,7 +104,6 @@ pub fn run(project: Option<&Path>, args: &Args) -> Result<Outcome, Fatal> {
     for (planned, _) in &stale {
         output::write(planned)?;
     }
-    cache.save(&cache_dir);
     if diagnostics.is_empty() {
         // With diagnostics the next run must print them again, so it may not take the
         // shortcut.
@@ -118,6 +120,9 @@ pub fn run(project: Option<&Path>, args: &Args) -> Result<Outcome, Fatal> {
         sources.len(),
         started.elapsed().as_millis()
     );
+    // The process is about to exit, which frees memory faster than dropping these large
+    // trees one node at a time.
+    std::mem::forget((parsed, resolved, planned, sources));
     Ok(if has_errors {
         Outcome::Problems
     } else {
@@ -134,7 +139,11 @@ fn read_optional(path: &Path) -> Result<Option<String>, Fatal> {
 }
 
 /// Every file generate owns, with the content it should have.
-fn plan(project: &Project, ir: &Ir, lock: &Lock) -> Vec<Planned> {
+fn plan(project: &Project, ir: &Ir, lock_text: Option<&str>) -> Result<Vec<Planned>, Fatal> {
+    let lock = match lock_text {
+        Some(text) => Lock::parse(text).map_err(|e| Fatal(format!("{LOCK_FILE}: {e}")))?,
+        None => Lock::default(),
+    };
     let generate = &project.config.generate;
     let mut planned = Vec::new();
     let mut add = |rel: String, contents: String| {
@@ -144,19 +153,21 @@ fn plan(project: &Project, ir: &Ir, lock: &Lock) -> Vec<Planned> {
             contents,
         })
     };
-    for target in &generate.targets {
-        match target {
-            Target::Rust => add(generate.rust_out.clone(), emit::rust::emit(ir)),
-            Target::Typescript => {
-                let dir = generate.typescript_out.trim_end_matches('/');
-                for file in emit::typescript::emit(ir) {
-                    add(format!("{dir}/{}", file.path), file.contents);
-                }
-            }
-        }
+    let wants = |target| generate.targets.contains(&target);
+    // The two emitters are independent: run them side by side.
+    let (rust, typescript) = rayon::join(
+        || wants(Target::Rust).then(|| emit::rust::emit(ir)),
+        || wants(Target::Typescript).then(|| emit::typescript::emit(ir)),
+    );
+    if let Some(rust) = rust {
+        add(generate.rust_out.clone(), rust);
+    }
+    let dir = generate.typescript_out.trim_end_matches('/');
+    for file in typescript.into_iter().flatten() {
+        add(format!("{dir}/{}", file.path), file.contents);
     }
     add(LOCK_FILE.to_owned(), lock.updated(ir).render());
-    planned
+    Ok(planned)
 }
 
 fn emit_ir(target: &Path, ir: &Ir) -> Result<(), Fatal> {

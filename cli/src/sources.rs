@@ -63,17 +63,31 @@ pub fn read(root: &Path) -> Result<Vec<Source>, Fatal> {
         .collect()
 }
 
-#[derive(Default, Serialize, Deserialize)]
+/// Parse results by file, from the last run.
+#[derive(Default, Deserialize)]
 pub struct ParseCache {
     /// Identifies the forge build that wrote the cache: another build may parse differently.
     build: String,
     entries: HashMap<String, CacheEntry>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct CacheEntry {
     hash: String,
     parsed: ParsedFile,
+}
+
+/// What is written: the same shape as [`ParseCache`], borrowing the run's results.
+#[derive(Serialize)]
+struct CacheOut<'a> {
+    build: &'a str,
+    entries: HashMap<&'a str, CacheEntryOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct CacheEntryOut<'a> {
+    hash: &'a str,
+    parsed: &'a ParsedFile,
 }
 
 const CACHE_FILE: &str = "parse-cache.json";
@@ -100,48 +114,50 @@ impl ParseCache {
         let cache: Option<ParseCache> = std::fs::read(dir.join(CACHE_FILE))
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok());
-        match cache {
-            Some(cache) if cache.build == build => cache,
-            _ => ParseCache {
-                build: build.to_owned(),
-                entries: HashMap::new(),
-            },
-        }
+        cache.filter(|c| c.build == build).unwrap_or_default()
     }
 
-    /// Writes the cache; failures only cost speed next time, so they are ignored.
-    pub fn save(&self, dir: &Path) {
-        if std::fs::create_dir_all(dir).is_ok() {
-            if let Ok(bytes) = serde_json::to_vec(self) {
-                let _ = crate::output::write_atomically(&dir.join(CACHE_FILE), &bytes);
-            }
-        }
-    }
-
-    /// Parses every source (in parallel), reusing cached results for unchanged files, and
-    /// keeps exactly the current files in the cache.
-    pub fn parse_all(&mut self, sources: &[Source]) -> Vec<ParsedFile> {
-        let parsed: Vec<ParsedFile> = sources
-            .par_iter()
-            .map(|source| match self.entries.get(&source.rel) {
-                Some(entry) if entry.hash == source.hash => entry.parsed.clone(),
-                _ => parse_source(source),
+    /// Parses every source (in parallel), taking unchanged files' results from the cache.
+    pub fn parse_all(mut self, sources: &[Source]) -> Vec<ParsedFile> {
+        let mut slots: Vec<Option<ParsedFile>> = sources
+            .iter()
+            .map(|source| match self.entries.remove(&source.rel) {
+                Some(entry) if entry.hash == source.hash => Some(entry.parsed),
+                _ => None,
             })
             .collect();
-        self.entries = sources
+        slots
+            .par_iter_mut()
+            .zip(sources)
+            .filter(|(slot, _)| slot.is_none())
+            .for_each(|(slot, source)| *slot = Some(parse_source(source)));
+        slots.into_iter().flatten().collect()
+    }
+}
+
+/// Writes this run's results as the next run's cache; failures only cost speed next time,
+/// so they are ignored.
+pub fn save_cache(dir: &Path, build: &str, sources: &[Source], parsed: &[ParsedFile]) {
+    let cache = CacheOut {
+        build,
+        entries: sources
             .iter()
-            .zip(&parsed)
+            .zip(parsed)
             .map(|(source, parsed)| {
                 (
-                    source.rel.clone(),
-                    CacheEntry {
-                        hash: source.hash.clone(),
-                        parsed: parsed.clone(),
+                    source.rel.as_str(),
+                    CacheEntryOut {
+                        hash: &source.hash,
+                        parsed,
                     },
                 )
             })
-            .collect();
-        parsed
+            .collect(),
+    };
+    if std::fs::create_dir_all(dir).is_ok() {
+        if let Ok(bytes) = serde_json::to_vec(&cache) {
+            let _ = crate::output::write_atomically(&dir.join(CACHE_FILE), &bytes);
+        }
     }
 }
 
