@@ -5,6 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use forge_codegen::check::MigrationFile;
 use forge_codegen::config::Target;
 use forge_codegen::ir::{Ir, Severity};
 use forge_codegen::lock::{Lock, LOCK_FILE};
@@ -31,9 +32,16 @@ pub fn run(project: Option<&Path>, args: &Args) -> Result<Outcome, Fatal> {
     let project = Project::locate(project)?;
     let sources = sources::read(&project.root)?;
     let lock_text = read_optional(&project.root.join(LOCK_FILE))?;
+    let migrations = sources::read_migrations(&project.root)?;
     let build = sources::build_id();
     let cache_dir = project.cache_dir();
-    let stamp = Stamp::key(&build, &project, lock_text.as_deref(), &sources);
+    let stamp = Stamp::key(
+        &build,
+        &project,
+        lock_text.as_deref(),
+        &sources,
+        &migrations,
+    );
     if args.emit_ir.is_none() && Stamp::is_fresh(&cache_dir, &stamp, &project.root) {
         eprintln!(
             "forge generate: up to date ({} source files, {} ms)",
@@ -50,7 +58,7 @@ pub fn run(project: Option<&Path>, args: &Args) -> Result<Outcome, Fatal> {
             scope.spawn(|| sources::save_cache(&cache_dir, &build, &sources, &parsed));
         }
         let resolved = resolve::build(&parsed);
-        let planned = plan(&project, &resolved.ir, lock_text.as_deref());
+        let planned = plan(&project, &resolved.ir, lock_text.as_deref(), &migrations);
         (resolved, planned)
     });
     let planned = planned?;
@@ -108,7 +116,7 @@ pub fn run(project: Option<&Path>, args: &Args) -> Result<Outcome, Fatal> {
         // With diagnostics the next run must print them again, so it may not take the
         // shortcut.
         let lock_now = read_optional(&project.root.join(LOCK_FILE))?;
-        let key = Stamp::key(&build, &project, lock_now.as_deref(), &sources);
+        let key = Stamp::key(&build, &project, lock_now.as_deref(), &sources, &migrations);
         Stamp::save(&cache_dir, key, &planned);
     }
     eprintln!(
@@ -139,7 +147,12 @@ fn read_optional(path: &Path) -> Result<Option<String>, Fatal> {
 }
 
 /// Every file generate owns, with the content it should have.
-fn plan(project: &Project, ir: &Ir, lock_text: Option<&str>) -> Result<Vec<Planned>, Fatal> {
+fn plan(
+    project: &Project,
+    ir: &Ir,
+    lock_text: Option<&str>,
+    migrations: &[MigrationFile],
+) -> Result<Vec<Planned>, Fatal> {
     let lock = match lock_text {
         Some(text) => Lock::parse(text).map_err(|e| Fatal(format!("{LOCK_FILE}: {e}")))?,
         None => Lock::default(),
@@ -166,7 +179,7 @@ fn plan(project: &Project, ir: &Ir, lock_text: Option<&str>) -> Result<Vec<Plann
     for file in typescript.into_iter().flatten() {
         add(format!("{dir}/{}", file.path), file.contents);
     }
-    add(LOCK_FILE.to_owned(), lock.updated(ir).render());
+    add(LOCK_FILE.to_owned(), lock.updated(ir, migrations).render());
     Ok(planned)
 }
 
@@ -195,7 +208,13 @@ struct Stamp {
 const STAMP_FILE: &str = "generate-stamp.json";
 
 impl Stamp {
-    fn key(build: &str, project: &Project, lock: Option<&str>, sources: &[Source]) -> String {
+    fn key(
+        build: &str,
+        project: &Project,
+        lock: Option<&str>,
+        sources: &[Source],
+        migrations: &[MigrationFile],
+    ) -> String {
         let mut hasher = blake3::Hasher::new();
         for part in [build, &project.config_text, lock.unwrap_or("")] {
             hasher.update(part.as_bytes());
@@ -205,6 +224,11 @@ impl Stamp {
             hasher.update(source.rel.as_bytes());
             hasher.update(&[0]);
             hasher.update(source.hash.as_bytes());
+        }
+        for migration in migrations {
+            hasher.update(migration.name.as_bytes());
+            hasher.update(&[0]);
+            hasher.update(migration.sha256.as_bytes());
         }
         hasher.finalize().to_hex().to_string()
     }

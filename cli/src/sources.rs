@@ -4,9 +4,11 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use forge_codegen::check::MigrationFile;
 use forge_codegen::parse::{self, ParsedFile};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use walkdir::WalkDir;
 
 use crate::Fatal;
@@ -166,4 +168,32 @@ fn parse_source(source: &Source) -> ParsedFile {
         Ok(text) => parse::parse_file(&source.rel, &source.module, text),
         Err(error) => parse::unreadable(&source.rel, &source.module, &error.to_string()),
     }
+}
+
+/// Every file in `migrations/` (none when the directory is missing), sorted by name, with
+/// the SHA-256 `forge migrate` records for it.
+pub fn read_migrations(root: &Path) -> Result<Vec<MigrationFile>, Fatal> {
+    let dir = root.join("migrations");
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Fatal(format!("cannot list {}: {e}", dir.display()))),
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Fatal(format!("cannot list {}: {e}", dir.display())))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || !entry.path().is_file() {
+            continue;
+        }
+        let content = std::fs::read(entry.path())
+            .map_err(|e| Fatal(format!("cannot read {}: {e}", entry.path().display())))?;
+        let sha256 = Sha256::digest(&content)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        files.push(MigrationFile { name, sha256 });
+    }
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(files)
 }

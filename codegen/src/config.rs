@@ -52,6 +52,8 @@ impl Default for GenerateConfig {
 pub struct CheckConfig {
     /// Columns that tie a row to its owner (rule FG101).
     pub owner_columns: Vec<String>,
+    /// Rule codes this project turns off (`allow = ["FG103"]`).
+    pub allow: Vec<String>,
 }
 
 impl Default for CheckConfig {
@@ -60,6 +62,7 @@ impl Default for CheckConfig {
             owner_columns: ["user_id", "owner_id", "tenant_id"]
                 .map(str::to_owned)
                 .to_vec(),
+            allow: Vec::new(),
         }
     }
 }

@@ -166,6 +166,8 @@ pub struct WorkflowContract {
     /// 32 hex digits: the first 128 bits of blake3 over the canonical encoding
     /// (see `signature.rs`).
     pub signature: String,
+    /// The same hash over the contract's types alone (see `signature::types_digest`).
+    pub types_digest: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

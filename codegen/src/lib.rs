@@ -4,6 +4,7 @@
 //! Data flows one way: [`parse`] (one file at a time, cacheable) → [`resolve`] (the whole
 //! crate, into the [`ir::Ir`]) → [`emit`].
 
+pub mod check;
 pub mod config;
 pub mod emit;
 pub mod ir;

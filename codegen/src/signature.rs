@@ -50,9 +50,6 @@ struct CanonicalType<'a> {
 
 /// The contract's signature; `types` must be sorted by id (as in the IR).
 pub fn signature(contract: &WorkflowContract, types: &[TypeDef]) -> String {
-    let mut roots: Vec<&TypeRef> = contract.input.iter().collect();
-    roots.push(&contract.output);
-    roots.extend(contract.waits.iter().filter_map(|w| w.ty.as_ref()));
     let canonical = Canonical {
         encoding: 1,
         timeout_ms: contract.timeout_ms,
@@ -60,21 +57,53 @@ pub fn signature(contract: &WorkflowContract, types: &[TypeDef]) -> String {
         output: &contract.output,
         steps: &contract.steps,
         waits: &contract.waits,
-        types: reachable_types(types, roots)
-            .into_iter()
-            .filter_map(|id| {
-                let def = &types[types.binary_search_by(|d| d.id.as_str().cmp(id)).ok()?];
-                Some(CanonicalType {
-                    id: &def.id,
-                    generics: &def.generics,
-                    shape: without_docs_and_spans(&def.shape),
-                })
-            })
-            .collect(),
+        types: canonical_types(contract, types),
     };
-    let json = serde_json::to_vec(&canonical).expect("the canonical form serialises");
-    let hash = blake3::hash(&json);
-    hash.as_bytes()[..16]
+    hex128(&serde_json::to_vec(&canonical).expect("the canonical form serialises"))
+}
+
+/// A hash of the contract's types alone (input, output, awaited events and every definition
+/// they reach), so that FG401 can tell a type change from a step, event or timeout change.
+pub fn types_digest(contract: &WorkflowContract, types: &[TypeDef]) -> String {
+    #[derive(Serialize)]
+    struct TypesOnly<'a> {
+        input: Option<&'a TypeRef>,
+        output: &'a TypeRef,
+        waits: Vec<Option<&'a TypeRef>>,
+        types: Vec<CanonicalType<'a>>,
+    }
+    let only = TypesOnly {
+        input: contract.input.as_ref(),
+        output: &contract.output,
+        waits: contract.waits.iter().map(|w| w.ty.as_ref()).collect(),
+        types: canonical_types(contract, types),
+    };
+    hex128(&serde_json::to_vec(&only).expect("the types serialise"))
+}
+
+fn canonical_types<'a>(
+    contract: &'a WorkflowContract,
+    types: &'a [TypeDef],
+) -> Vec<CanonicalType<'a>> {
+    let mut roots: Vec<&TypeRef> = contract.input.iter().collect();
+    roots.push(&contract.output);
+    roots.extend(contract.waits.iter().filter_map(|w| w.ty.as_ref()));
+    reachable_types(types, roots)
+        .into_iter()
+        .filter_map(|id| {
+            let def = &types[types.binary_search_by(|d| d.id.as_str().cmp(id)).ok()?];
+            Some(CanonicalType {
+                id: &def.id,
+                generics: &def.generics,
+                shape: without_docs_and_spans(&def.shape),
+            })
+        })
+        .collect()
+}
+
+/// The first 128 bits of blake3, as 32 lowercase hex digits.
+fn hex128(bytes: &[u8]) -> String {
+    blake3::hash(bytes).as_bytes()[..16]
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()

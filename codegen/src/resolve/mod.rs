@@ -51,6 +51,7 @@ pub fn build(files: &[ParsedFile]) -> Resolved {
     for h in &mut handlers {
         if let Some(contract) = &mut h.workflow {
             contract.signature = crate::signature::signature(contract, &defs);
+            contract.types_digest = crate::signature::types_digest(contract, &defs);
         }
     }
     handlers
@@ -136,6 +137,7 @@ fn handler(types: &mut Types, raw: &RawHandler) -> Handler {
                 .collect(),
             dynamic_keys: raw.body.dynamic_keys.clone(),
             signature: String::new(),
+            types_digest: String::new(),
         }),
         _ => None,
     };

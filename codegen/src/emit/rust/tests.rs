@@ -110,6 +110,7 @@ fn workflow(path: &str, args: &[&str], steps: &[&str], waits: &[&str]) -> Handle
             .collect(),
         dynamic_keys: Vec::new(),
         signature: "0123456789abcdef0123456789abcdef".to_owned(),
+        types_digest: "fedcba9876543210fedcba9876543210".to_owned(),
     });
     handler
 }

