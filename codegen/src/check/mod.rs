@@ -4,6 +4,13 @@
 //! FG503 from the resolver; FG701 (stale generated files) is the CLI's, since it needs the
 //! files on disk.
 
+mod cron;
+mod dispatch;
+mod handler;
+mod migration;
+mod scope;
+mod workflow;
+
 use crate::config::CheckConfig;
 use crate::ir::{Diagnostic, Ir};
 use crate::lock::Lock;
@@ -41,9 +48,34 @@ pub struct Rule {
 /// Runs every rule; the result is sorted like the resolver's diagnostics.
 pub fn check(project: &Project) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    let _ = project;
+    scope::check(project, &mut out);
+    dispatch::check(project, &mut out);
+    cron::check(project, &mut out);
+    workflow::check(project, &mut out);
+    handler::check(project, &mut out);
+    migration::check(project, &mut out);
+    out.retain(|d| !project.config.allow.contains(&d.code));
     out.sort_by(|a: &Diagnostic, b| {
         (&a.span, &a.code, &a.message).cmp(&(&b.span, &b.code, &b.message))
     });
     out
+}
+
+/// Every rule's documentation, by code.
+pub fn rules() -> impl Iterator<Item = &'static Rule> {
+    [
+        scope::RULES,
+        dispatch::RULES,
+        cron::RULES,
+        workflow::RULES,
+        handler::RULES,
+        migration::RULES,
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// The documentation of one rule (`forge check --explain FG101`).
+pub fn explain(code: &str) -> Option<&'static Rule> {
+    rules().find(|rule| rule.code.eq_ignore_ascii_case(code))
 }
