@@ -1,7 +1,7 @@
 //! `forge generate`: source → IR → generated files.
 
 use std::collections::HashMap;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -72,8 +72,10 @@ pub fn run(project: Option<&Path>, args: &Args) -> Result<Outcome, Fatal> {
             .iter()
             .filter_map(|s| Some((s.rel.as_str(), std::str::from_utf8(&s.content).ok()?)))
             .collect();
-        let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        eprint!("{}", crate::render::render(diagnostics, &texts, color));
+        eprint!(
+            "{}",
+            crate::render::render(diagnostics, &texts, crate::render::use_color())
+        );
     }
     let has_errors = diagnostics.iter().any(|d| d.severity == Severity::Error);
 
@@ -138,7 +140,7 @@ pub fn run(project: Option<&Path>, args: &Args) -> Result<Outcome, Fatal> {
     })
 }
 
-fn read_optional(path: &Path) -> Result<Option<String>, Fatal> {
+pub(crate) fn read_optional(path: &Path) -> Result<Option<String>, Fatal> {
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(Some(text)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -147,7 +149,7 @@ fn read_optional(path: &Path) -> Result<Option<String>, Fatal> {
 }
 
 /// Every file generate owns, with the content it should have.
-fn plan(
+pub(crate) fn plan(
     project: &Project,
     ir: &Ir,
     lock_text: Option<&str>,

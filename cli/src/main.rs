@@ -1,6 +1,8 @@
 //! `forge`: the command-line tool. Orchestration and I/O only; everything that reads or
 //! writes code lives in `forge-codegen`.
 
+mod check;
+mod format;
 mod generate;
 mod output;
 mod project;
@@ -35,6 +37,8 @@ struct Cli {
 enum Command {
     /// Generate the Rust glue, the TypeScript client and forge.lock from the source.
     Generate(generate::Args),
+    /// Check the crate against every rule; the CI gate.
+    Check(check::Args),
 }
 
 /// A failure that stops forge before it could do its job (exit code 2).
@@ -62,6 +66,7 @@ fn main() -> ExitCode {
         .build_global();
     let result = match cli.command {
         Command::Generate(args) => generate::run(cli.project.as_deref(), &args),
+        Command::Check(args) => check::run(cli.project.as_deref(), &args),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

@@ -5,6 +5,12 @@ use std::collections::HashMap;
 use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
 use forge_codegen::ir::{Diagnostic, Severity, Span};
 
+/// Colour on a terminal, never with `NO_COLOR` set.
+pub fn use_color() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
 /// Renders every diagnostic; `sources` maps project-relative paths to file contents.
 pub fn render(diagnostics: &[Diagnostic], sources: &HashMap<&str, &str>, color: bool) -> String {
     let renderer = if color {

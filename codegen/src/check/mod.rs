@@ -6,6 +6,7 @@
 
 mod cron;
 mod dispatch;
+mod generated;
 mod handler;
 mod migration;
 mod scope;
@@ -70,6 +71,7 @@ pub fn rules() -> impl Iterator<Item = &'static Rule> {
         workflow::RULES,
         handler::RULES,
         migration::RULES,
+        generated::RULES,
     ]
     .into_iter()
     .flatten()
