@@ -41,27 +41,29 @@ pub fn module_path(rel_path: &str) -> Option<String> {
 /// Extracts everything forge needs from one file. Total: a file that does not parse gives
 /// an FG001 diagnostic and nothing else.
 pub fn parse_file(rel_path: &str, module: &str, text: &str) -> ParsedFile {
-    let mut parsed = ParsedFile {
-        file: rel_path.to_owned(),
-        module: module.to_owned(),
-        scopes: Vec::new(),
-        types: Vec::new(),
-        aliases: Vec::new(),
-        handlers: Vec::new(),
-        diagnostics: Vec::new(),
+    let parsed = match syn::parse_file(text) {
+        Ok(file) => parse_syntax(rel_path, module, &file),
+        Err(error) => {
+            let mut parsed = empty(rel_path, module);
+            parsed.diagnostics.push(syntax_error(rel_path, &error));
+            parsed
+        }
     };
-    match syn::parse_file(text) {
-        Ok(file) => items::extract(&mut parsed, &file),
-        Err(error) => parsed.diagnostics.push(syntax_error(rel_path, &error)),
-    }
     // Spans are only needed until they are converted to line/column; free the thread's
     // source map so parsing thousands of files does not accumulate it.
     proc_macro2::extra::invalidate_current_thread_spans();
     parsed
 }
 
-/// The stand-in for a file that is not valid UTF-8: an FG001 diagnostic and nothing else.
-pub fn unreadable(rel_path: &str, module: &str, reason: &str) -> ParsedFile {
+/// [`parse_file`] for a syntax tree already in hand, such as the item a proc-macro sees
+/// (whose spans are the compiler's, so nothing may be invalidated here).
+pub fn parse_syntax(rel_path: &str, module: &str, file: &syn::File) -> ParsedFile {
+    let mut parsed = empty(rel_path, module);
+    items::extract(&mut parsed, file);
+    parsed
+}
+
+fn empty(rel_path: &str, module: &str) -> ParsedFile {
     ParsedFile {
         file: rel_path.to_owned(),
         module: module.to_owned(),
@@ -69,6 +71,13 @@ pub fn unreadable(rel_path: &str, module: &str, reason: &str) -> ParsedFile {
         types: Vec::new(),
         aliases: Vec::new(),
         handlers: Vec::new(),
+        diagnostics: Vec::new(),
+    }
+}
+
+/// The stand-in for a file that is not valid UTF-8: an FG001 diagnostic and nothing else.
+pub fn unreadable(rel_path: &str, module: &str, reason: &str) -> ParsedFile {
+    ParsedFile {
         diagnostics: vec![Diagnostic::error(
             "FG001",
             format!("this file is not valid UTF-8: {reason}"),
@@ -81,6 +90,7 @@ pub fn unreadable(rel_path: &str, module: &str, reason: &str) -> ParsedFile {
             }),
         )
         .with_help("save the file as UTF-8")],
+        ..empty(rel_path, module)
     }
 }
 

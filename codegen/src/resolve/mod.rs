@@ -17,6 +17,10 @@ use crate::parse::syntax::{ParsedFile, RawHandler, TypeExpr};
 use index::{join, Index, Target};
 use types::{Env, Types};
 
+/// The label of an FG503 for a type that is not found (rather than one that cannot cross
+/// the wire), which a check of a single item must ignore.
+pub const UNRESOLVED_LABEL: &str = "not found in this crate";
+
 /// The IR of a crate and every diagnostic found on the way.
 pub struct Resolved {
     pub ir: Ir,

@@ -216,12 +216,14 @@ impl<'a> Types<'a> {
     }
 
     fn unresolved(&mut self, rendered: &str, span: &Span) -> TypeRef {
-        self.unsupported(
-            rendered.to_owned(),
-            span,
-            format!("cannot resolve type `{rendered}`"),
-            "define the type in this crate or import it with `use`; forge reads only this crate's source, so types from other crates must be ones it knows (std, chrono, time, uuid, serde_json, rust_decimal)",
-        )
+        self.diagnostics.push(
+            Diagnostic::error("FG503", format!("cannot resolve type `{rendered}`"), Some(span.clone()))
+                .with_label(super::UNRESOLVED_LABEL)
+                .with_help("define the type in this crate or import it with `use`; forge reads only this crate's source, so types from other crates must be ones it knows (std, chrono, time, uuid, serde_json, rust_decimal)"),
+        );
+        TypeRef::Unsupported {
+            rust: rendered.to_owned(),
+        }
     }
 
     fn external(

@@ -4,14 +4,17 @@
 //! ([`forge_attrs::parse_options`]) and the shape of the item they mark, then leave the
 //! item unchanged: registration happens in the generated `forge_generated.rs`, not here.
 
+mod rules;
+
 use forge_attrs::{Kind, Options};
 use proc_macro::TokenStream;
 use syn::spanned::Spanned;
 
 fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
     let item2 = proc_macro2::TokenStream::from(item.clone());
-    let checked = forge_attrs::parse_options(kind, args.into())
-        .and_then(|options| check_item(kind, &options, item2.clone()));
+    let args = proc_macro2::TokenStream::from(args);
+    let checked = forge_attrs::parse_options(kind, args.clone())
+        .and_then(|options| check_item(kind, &options, args, item2.clone()));
     match checked {
         Ok(()) => item,
         Err(error) => {
@@ -23,7 +26,12 @@ fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
-fn check_item(kind: Kind, options: &Options, item: proc_macro2::TokenStream) -> syn::Result<()> {
+fn check_item(
+    kind: Kind,
+    options: &Options,
+    args: proc_macro2::TokenStream,
+    item: proc_macro2::TokenStream,
+) -> syn::Result<()> {
     let item: syn::Item = syn::parse2(item)?;
     let attribute = format!("#[forge::{}]", kind.attribute_name());
     match (kind, &item) {
@@ -39,18 +47,7 @@ fn check_item(kind: Kind, options: &Options, item: proc_macro2::TokenStream) -> 
             other.span(),
             format!("{attribute} marks a struct or an enum"),
         )),
-        (_, syn::Item::Fn(function)) => {
-            if function.sig.asyncness.is_none() {
-                return Err(syn::Error::new(
-                    function.sig.fn_token.span(),
-                    format!(
-                        "{attribute} handlers are `async fn`: write `pub async fn {}`",
-                        function.sig.ident
-                    ),
-                ));
-            }
-            Ok(())
-        }
+        (_, syn::Item::Fn(function)) => rules::check(kind, args, function),
         (_, other) => Err(syn::Error::new(
             other.span(),
             format!("{attribute} marks a `pub async fn`"),

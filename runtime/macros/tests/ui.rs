@@ -8,4 +8,5 @@ fn attributes() {
     cases.compile_fail("tests/ui/unknown_option.rs");
     cases.compile_fail("tests/ui/bad_values.rs");
     cases.compile_fail("tests/ui/wrong_item.rs");
+    cases.compile_fail("tests/ui/rules.rs");
 }
