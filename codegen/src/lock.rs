@@ -110,7 +110,8 @@ impl Lock {
                     types: contract.types_digest.clone(),
                 });
         }
-        for migration in migrations {
+        // Notes kept beside the migrations (README.md) are not migrations.
+        for migration in migrations.iter().filter(|m| m.name.ends_with(".sql")) {
             next.migrations
                 .entry(migration.name.clone())
                 .or_insert_with(|| migration.sha256.clone());
