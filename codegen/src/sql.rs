@@ -59,7 +59,8 @@ pub fn analyze(sql: &str) -> Result<SqlTables, String> {
     })
 }
 
-fn parse(sql: &str) -> Result<Vec<Statement>, String> {
+/// The statements of `sql`, refusing input long enough to overflow the stack when dropped.
+pub(crate) fn parse(sql: &str) -> Result<Vec<Statement>, String> {
     let dialect = PostgreSqlDialect {};
     let tokens = Tokenizer::new(&dialect, sql)
         .tokenize_with_location()

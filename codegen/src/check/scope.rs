@@ -49,8 +49,6 @@ use sqlparser::ast::{
     JoinOperator, ObjectName, ObjectNamePart, Query, Select, SetExpr, Statement, TableFactor,
     TableWithJoins, UpdateTableFromKind, Value, ValueWithSpan, Visit, Visitor, With,
 };
-use sqlparser::dialect::PostgreSqlDialect;
-use sqlparser::parser::Parser;
 
 use super::{Project, Rule};
 use crate::ir::{Bind, Diagnostic, Handler, Options, Origin, SqlCall};
@@ -223,17 +221,13 @@ impl Unanalysable {
 }
 
 fn statements(call: &SqlCall) -> Result<Vec<Statement>, Unanalysable> {
-    // A `QueryBuilder`'s literal is only the start of the SQL it builds.
-    let Some(sql) = call.sql.as_ref().filter(|_| call.via != "QueryBuilder") else {
+    let Some(sql) = &call.sql else {
         return Err(Unanalysable::NotALiteral);
     };
     if let Some(error) = &call.parse_error {
         return Err(Unanalysable::DoesNotParse(error.clone()));
     }
-    // `sql::analyze` accepted this text for the IR (no `parse_error`), within the token
-    // bound that keeps the tree shallow enough to drop safely.
-    Parser::parse_sql(&PostgreSqlDialect {}, sql)
-        .map_err(|error| Unanalysable::DoesNotParse(error.to_string()))
+    crate::sql::parse(sql).map_err(Unanalysable::DoesNotParse)
 }
 
 fn unanalysable(
@@ -972,6 +966,8 @@ mod tests {
     use crate::config::CheckConfig;
     use crate::ir::Span;
     use crate::lock::Lock;
+    use sqlparser::dialect::PostgreSqlDialect;
+    use sqlparser::parser::Parser;
 
     fn bind(origin: Origin) -> Bind {
         Bind {

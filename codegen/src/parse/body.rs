@@ -165,6 +165,15 @@ fn path_names(path: &syn::Path) -> Vec<String> {
     path.segments.iter().map(|s| s.ident.to_string()).collect()
 }
 
+/// The SQL of an sqlx call when it is a literal. A `QueryBuilder`'s literal is only the start
+/// of the SQL it assembles at run time, so it counts as no literal at all.
+fn sql_literal<'e>(via: &str, call: &'e syn::ExprCall) -> Option<&'e LitStr> {
+    if via == "QueryBuilder" {
+        return None;
+    }
+    call.args.first().and_then(literal_str)
+}
+
 /// `sqlx::query`, `sqlx::query_as::<_, T>` … (a bare `query(…)` is too common a name to claim).
 fn sqlx_function(func: &Expr) -> Option<String> {
     let Expr::Path(path) = func else {
@@ -284,7 +293,7 @@ impl<'a> BodyVisitor<'a> {
             .filter(|m| m.method == "bind")
             .filter_map(|m| m.args.first())
             .collect();
-        let sql = call.args.first().and_then(literal_str);
+        let sql = sql_literal(&via, call);
         self.record_sql(&via, sql, &binds, call.span());
         for arg in &call.args {
             self.visit_expr(arg);
@@ -347,7 +356,7 @@ impl<'ast> Visit<'ast> for BodyVisitor<'_> {
             Expr::MethodCall(call) if self.sqlx_chain(call) => {}
             Expr::Call(call) => {
                 if let Some(via) = sqlx_function(&call.func) {
-                    let sql = call.args.first().and_then(literal_str);
+                    let sql = sql_literal(&via, call);
                     self.record_sql(&via, sql, &[], call.span());
                 } else if let Expr::Path(path) = &*call.func {
                     let names = path_names(&path.path).join("::");

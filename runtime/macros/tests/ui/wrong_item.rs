@@ -1,6 +1,3 @@
-#[forge::query]
-pub fn not_async() {}
-
 #[forge::model]
 pub fn not_a_type() {}
 
@@ -8,5 +5,8 @@ pub fn not_a_type() {}
 pub enum Role {
     Member,
 }
+
+#[forge::query]
+pub struct NotAFunction;
 
 fn main() {}
