@@ -80,7 +80,8 @@ pub fn run(project: Option<&Path>, args: &Args) -> Result<Outcome, Fatal> {
         .collect();
     let report = match args.format {
         format::Format::Human => {
-            let mut text = render::render(&diagnostics, &texts, render::use_color());
+            let mut text =
+                render::render(&diagnostics, &texts, render::use_color(&std::io::stdout()));
             for diff in &diffs {
                 text.push_str(diff);
             }

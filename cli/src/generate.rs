@@ -74,7 +74,11 @@ pub fn run(project: Option<&Path>, args: &Args) -> Result<Outcome, Fatal> {
             .collect();
         eprint!(
             "{}",
-            crate::render::render(diagnostics, &texts, crate::render::use_color())
+            crate::render::render(
+                diagnostics,
+                &texts,
+                crate::render::use_color(&std::io::stderr())
+            )
         );
     }
     let has_errors = diagnostics.iter().any(|d| d.severity == Severity::Error);

@@ -5,10 +5,9 @@ use std::collections::HashMap;
 use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
 use forge_codegen::ir::{Diagnostic, Severity, Span};
 
-/// Colour on a terminal, never with `NO_COLOR` set.
-pub fn use_color() -> bool {
-    use std::io::IsTerminal;
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+/// Colour when the report goes to a terminal, never with `NO_COLOR` set.
+pub fn use_color(stream: &impl std::io::IsTerminal) -> bool {
+    stream.is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
 /// Renders every diagnostic; `sources` maps project-relative paths to file contents.

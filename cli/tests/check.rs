@@ -181,3 +181,61 @@ fn explain() {
     let bad_flag = forge(dir.path(), &["check", "--deny", "errors"]);
     assert_eq!(bad_flag.status.code(), Some(2));
 }
+
+/// The human report for every check fixture, after `forge generate` (so FG701 stays out of
+/// the picture unless the fixture is about it).
+#[test]
+fn human_reports() {
+    for name in [
+        "broken",
+        "check_scope_fail",
+        "check_dispatch_fail",
+        "check_cron_fail",
+        "check_workflow_fail",
+        "check_handler_fail",
+        "check_migration_fail",
+    ] {
+        let project = copy_fixture(name);
+        forge(project.path(), &["generate"]);
+        let output = forge(project.path(), &["check"]);
+        assert_eq!(output.status.code(), Some(1), "{name}");
+        insta::assert_snapshot!(format!("human_{name}"), stdout(&output));
+    }
+    for name in [
+        "kitchen_sink",
+        "check_scope_pass",
+        "check_dispatch_pass",
+        "check_cron_pass",
+        "check_workflow_pass",
+        "check_handler_pass",
+        "check_migration_pass",
+    ] {
+        let project = copy_fixture(name);
+        forge(project.path(), &["generate"]);
+        let output = forge(project.path(), &["check"]);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{name}:\n{}",
+            stdout(&output)
+        );
+    }
+}
+
+/// Every code in DESIGN.md's table has an explanation.
+#[test]
+fn every_rule_explains_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    for code in [
+        "FG001", "FG002", "FG101", "FG102", "FG103", "FG201", "FG202", "FG301", "FG401", "FG402",
+        "FG403", "FG501", "FG502", "FG503", "FG601", "FG602", "FG603", "FG701",
+    ] {
+        let output = forge(dir.path(), &["check", "--explain", code]);
+        assert!(output.status.success(), "{code}");
+        let text = stdout(&output);
+        assert!(
+            text.starts_with(&format!("{code}: ")) && text.contains("Example:"),
+            "{text}"
+        );
+    }
+}
