@@ -1,45 +1,8 @@
 //! `forge check` as a subprocess: exit codes, output formats, `--explain`, `--deny`, `allow`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod support;
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures")
-        .join(name)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create dir");
-    for entry in std::fs::read_dir(from).expect("read fixture") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
-
-fn copy_fixture(name: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temp dir");
-    copy_dir(&fixture(name), dir.path());
-    dir
-}
-
-fn forge(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_forge"))
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("forge runs")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
+use support::*;
 
 /// A project whose only finding is a warning: a field with a custom serde representation.
 fn warning_only_project() -> tempfile::TempDir {
@@ -67,6 +30,13 @@ fn clean_after_generate_and_stale_before() {
     assert!(stdout(&before)
         .contains("error[FG701]: generated file `src/forge_generated.rs` is missing"));
     assert!(forge(project.path(), &["generate"]).status.success());
+    let clean = forge(project.path(), &["check"]);
+    assert_eq!(clean.status.code(), Some(0));
+    assert!(
+        stderr(&clean).contains("forge check: no problems in 17 handlers"),
+        "{}",
+        stderr(&clean)
+    );
     let glue = project.path().join("src/forge_generated.rs");
     let text = std::fs::read_to_string(&glue).unwrap();
     std::fs::write(

@@ -276,7 +276,7 @@ fn object_name(name: &ObjectName) -> Vec<String> {
 
 /// Postgres folds unquoted identifiers to lower case, ASCII letters only (in a UTF-8
 /// database other characters are kept), and keeps quoted ones as written.
-fn ident_name(ident: &Ident) -> String {
+pub(crate) fn ident_name(ident: &Ident) -> String {
     match ident.quote_style {
         Some(_) => ident.value.clone(),
         None => ident.value.to_ascii_lowercase(),

@@ -52,6 +52,7 @@ use sqlparser::ast::{
 
 use super::{Project, Rule};
 use crate::ir::{Bind, Diagnostic, Handler, Options, Origin, SqlCall};
+use crate::sql::ident_name;
 
 pub const RULES: &[Rule] = &[
     Rule {
@@ -950,14 +951,6 @@ fn correlated(subquery: &Query) -> bool {
     let mut names = Names::default();
     let ControlFlow::Continue(()) = subquery.visit(&mut names);
     !names.qualifiers.is_subset(&names.declared)
-}
-
-/// Postgres folds unquoted identifiers to lower case and keeps quoted ones as written.
-fn ident_name(ident: &Ident) -> String {
-    match ident.quote_style {
-        Some(_) => ident.value.clone(),
-        None => ident.value.to_ascii_lowercase(),
-    }
 }
 
 #[cfg(test)]
