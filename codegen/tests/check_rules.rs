@@ -133,6 +133,7 @@ fn workflow_fail() {
             ("FG402", file, 55),
             ("FG403", file, 56),
             ("FG403", file, 57),
+            ("FG403", file, 58),
         ]
     );
     insta::assert_json_snapshot!(found);

@@ -101,6 +101,7 @@ pub fn extract(
     kind: Kind,
     context: Option<&str>,
     params: &[String],
+    sleep_imports: &[String],
     block: &syn::Block,
 ) -> BodyFacts {
     let mut visitor = BodyVisitor {
@@ -108,6 +109,7 @@ pub fn extract(
         workflow: kind == Kind::Workflow,
         context,
         params,
+        sleep_imports,
         locals: HashMap::new(),
         let_type: None,
         facts: BodyFacts::default(),
@@ -122,6 +124,8 @@ struct BodyVisitor<'a> {
     /// The context parameter's name (`ctx`).
     context: Option<&'a str>,
     params: &'a [String],
+    /// Names this file imports `tokio::time::sleep` / `std::thread::sleep` under.
+    sleep_imports: &'a [String],
     /// Where each `let`-bound local's value comes from, updated in source order.
     locals: HashMap<String, Origin>,
     /// The annotated type of the `let` whose initialiser is being visited.
@@ -360,7 +364,11 @@ impl<'ast> Visit<'ast> for BodyVisitor<'_> {
                     self.record_sql(&via, sql, &[], call.span());
                 } else if let Expr::Path(path) = &*call.func {
                     let names = path_names(&path.path).join("::");
-                    if names.ends_with("thread::sleep") || names.ends_with("time::sleep") {
+                    let imported = self.sleep_imports.contains(&names);
+                    if imported
+                        || names.ends_with("thread::sleep")
+                        || names.ends_with("time::sleep")
+                    {
                         self.facts.blocking_sleeps.push(span::of(self.file, call));
                     }
                 }

@@ -32,9 +32,16 @@ fn walk(parsed: &mut ParsedFile, module: &str, items: &[Item]) {
         module: module.to_owned(),
         ..Scope::default()
     };
+    // Imports first: a handler may use a name imported further down the file.
+    for item in items {
+        if let Item::Use(u) = item {
+            collect_use(&mut scope, module, &u.tree, Vec::new());
+        }
+    }
+    let sleeps = blocking_sleep_names(&scope);
     for item in items {
         match item {
-            Item::Use(u) => collect_use(&mut scope, module, &u.tree, Vec::new()),
+            Item::Use(_) => {}
             Item::Struct(s) => {
                 if let Some(kind) = forge_handler_attr(parsed, &s.attrs) {
                     misplaced(parsed, kind, &s.ident);
@@ -67,7 +74,7 @@ fn walk(parsed: &mut ParsedFile, module: &str, items: &[Item]) {
             }),
             Item::Fn(f) => {
                 if let Some(kind) = forge_handler_attr(parsed, &f.attrs) {
-                    handler(parsed, module, kind, f);
+                    handler(parsed, module, kind, f, &sleeps);
                 } else if model_attr(&f.attrs).is_some() {
                     misplaced(parsed, Kind::Model, &f.sig.ident);
                 }
@@ -313,7 +320,35 @@ fn variant(parsed: &mut ParsedFile, v: &syn::Variant) -> RawVariant {
     }
 }
 
-fn handler(parsed: &mut ParsedFile, module: &str, kind: Kind, f: &syn::ItemFn) {
+/// Local names for `tokio::time::sleep` / `std::thread::sleep` (`use tokio::time::sleep;`),
+/// so a bare `sleep(…)` call is recognised as blocking.
+fn blocking_sleep_names(scope: &Scope) -> Vec<String> {
+    scope
+        .imports
+        .iter()
+        .filter(|import| {
+            matches!(
+                import
+                    .path
+                    .iter()
+                    .rev()
+                    .take(2)
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()[..],
+                ["sleep", "time" | "thread"]
+            )
+        })
+        .map(|import| import.name.clone())
+        .collect()
+}
+
+fn handler(
+    parsed: &mut ParsedFile,
+    module: &str,
+    kind: Kind,
+    f: &syn::ItemFn,
+    blocking_sleeps: &[String],
+) {
     let Some(attr) = f.attrs.iter().find(|a| {
         let segments: Vec<String> = a
             .path()
@@ -385,7 +420,14 @@ fn handler(parsed: &mut ParsedFile, module: &str, kind: Kind, f: &syn::ItemFn) {
         );
         BodyFacts::default()
     } else {
-        body::extract(&file, kind, context_name.as_deref(), &param_names, &f.block)
+        body::extract(
+            &file,
+            kind,
+            context_name.as_deref(),
+            &param_names,
+            blocking_sleeps,
+            &f.block,
+        )
     };
     parsed.handlers.push(RawHandler {
         module: module.to_owned(),
