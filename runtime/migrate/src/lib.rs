@@ -1,0 +1,9 @@
+//! The forge migration runner.
+//!
+//! Applies forge's own system schema and then the project's forward-only
+//! `migrations/NNNN_name.sql` files. It is a crate of its own, beside the runtime rather than
+//! inside codegen, because two callers apply migrations: the CLI (`forge migrate`) and the
+//! runtime (`App` applies pending migrations when it starts). Both must agree on how a file is
+//! split into statements and whether it runs in a transaction.
+
+pub mod split;
