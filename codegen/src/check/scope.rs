@@ -50,6 +50,8 @@ use sqlparser::ast::{
     TableWithJoins, UpdateTableFromKind, Value, ValueWithSpan, Visit, Visitor, With,
 };
 
+use rayon::prelude::*;
+
 use super::{Project, Rule};
 use crate::ir::{Bind, Diagnostic, Handler, Options, Origin, SqlCall};
 use crate::sql::ident_name;
@@ -124,19 +126,25 @@ pub async fn search(ctx: &QueryContext, order: String) -> Result<Vec<Item>> {
 ];
 
 pub fn check(project: &Project, out: &mut Vec<Diagnostic>) {
-    for handler in &project.ir.handlers {
-        let Options::Query(options) = &handler.options else {
-            continue;
-        };
-        if options.public {
-            continue;
-        }
-        if options.unscoped {
-            undeclared_tables(handler, options, out);
-        } else {
-            private_query(handler, options, &project.config.owner_columns, out);
-        }
-    }
+    // Each query's SQL is parsed again here, thousands of statements on a large crate:
+    // spread the handlers over the cores.
+    let found: Vec<Vec<Diagnostic>> = project
+        .ir
+        .handlers
+        .par_iter()
+        .map(|handler| {
+            let mut found = Vec::new();
+            if let Options::Query(options) = &handler.options {
+                if options.unscoped && !options.public {
+                    undeclared_tables(handler, options, &mut found);
+                } else if !options.public {
+                    private_query(handler, options, &project.config.owner_columns, &mut found);
+                }
+            }
+            found
+        })
+        .collect();
+    out.extend(found.into_iter().flatten());
 }
 
 /// FG103 for an `unscoped` query: it opted out of FG101, but must still say what it reads.
