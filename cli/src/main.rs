@@ -2,6 +2,7 @@
 //! writes code lives in `forge-codegen`.
 
 mod check;
+mod db;
 mod format;
 mod generate;
 mod output;
@@ -39,6 +40,8 @@ enum Command {
     Generate(generate::Args),
     /// Check the crate against every rule; the CI gate.
     Check(check::Args),
+    /// Start, stop, inspect or reset the development PostgreSQL cluster in .forge/pg.
+    Db(db::Args),
 }
 
 /// A failure that stops forge before it could do its job (exit code 2).
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Generate(args) => generate::run(cli.project.as_deref(), &args),
         Command::Check(args) => check::run(cli.project.as_deref(), &args),
+        Command::Db(args) => db::run(cli.project.as_deref(), &args),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

@@ -1,0 +1,60 @@
+use std::path::PathBuf;
+
+/// Why forge could not provide a database.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error(
+        "no PostgreSQL server binaries (pg_ctl, initdb, postgres) {searched}; install PostgreSQL \
+         (for example `apt-get install postgresql` or `brew install postgresql`), or set \
+         DATABASE_URL to the server forge should use"
+    )]
+    BinariesNotFound { searched: String },
+
+    #[error(
+        "forge runs as root, PostgreSQL refuses to, and there is no `postgres` system user to run \
+         it as; install PostgreSQL from your distribution (which creates that user), or set \
+         DATABASE_URL"
+    )]
+    NoServerUser,
+
+    #[error(
+        "the `postgres` user cannot reach {} nor {}, so the development cluster has nowhere to \
+         live; make one of them reachable, or set DATABASE_URL",
+        wanted.display(),
+        fallback.display()
+    )]
+    Unreachable { wanted: PathBuf, fallback: PathBuf },
+
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("`{command}` failed: {detail}")]
+    Command { command: String, detail: String },
+
+    #[error("{what}: {source}")]
+    Sql {
+        what: String,
+        #[source]
+        source: sqlx::Error,
+    },
+}
+
+impl DbError {
+    pub(crate) fn io(
+        what: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> DbError {
+        let path = path.into();
+        move |source| DbError::Io { what, path, source }
+    }
+
+    pub(crate) fn sql(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> DbError {
+        let what = what.into();
+        move |source| DbError::Sql { what, source }
+    }
+}

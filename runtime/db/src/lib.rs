@@ -1,0 +1,171 @@
+//! Which PostgreSQL forge talks to, shared by the CLI, the runtime and the tests.
+//!
+//! `DATABASE_URL` wins when set. Otherwise forge runs an embedded development cluster from
+//! the installed server binaries ([`BinSearch`]), kept in `<project>/.forge/pg`, on a free
+//! loopback port, and hands out the URL of a database named after the project
+//! ([`database_name`]). [`Cluster`] is that cluster's life cycle (`forge db`);
+//! `testing` (feature `test-support`) gives tests a fresh database each.
+//!
+//! Unix only: the server's user and its data directory's ownership are Unix notions.
+
+mod binaries;
+mod cluster;
+mod error;
+mod lock;
+mod os;
+mod sql;
+#[cfg(feature = "test-support")]
+pub mod testing;
+
+use std::path::{Path, PathBuf};
+
+pub use binaries::{BinSearch, Binaries, BIN_DIRS_ENV};
+pub use cluster::{Cluster, Durability, Server, Status};
+pub use error::DbError;
+
+pub const DATABASE_URL_ENV: &str = "DATABASE_URL";
+
+/// Where a project's development cluster lives, relative to the project root.
+pub const CLUSTER_HOME: &str = ".forge/pg";
+
+/// The database forge hands out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Database {
+    pub url: String,
+    pub source: Source,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// `DATABASE_URL`, untouched.
+    Environment,
+    /// The project's development cluster.
+    Embedded { data_dir: PathBuf, server: Server },
+}
+
+/// [`Resolver::from_env`]`.resolve(project_root)`.
+pub async fn resolve(project_root: &Path) -> Result<Database, DbError> {
+    Resolver::from_env().resolve(project_root).await
+}
+
+/// What resolution reads from the environment, as values, so callers and tests can set
+/// them without touching the process environment.
+#[derive(Clone, Debug)]
+pub struct Resolver {
+    pub database_url: Option<String>,
+    pub search: BinSearch,
+}
+
+impl Resolver {
+    /// `DATABASE_URL` (ignored when empty) and [`BIN_DIRS_ENV`].
+    pub fn from_env() -> Resolver {
+        Resolver {
+            database_url: std::env::var(DATABASE_URL_ENV)
+                .ok()
+                .filter(|url| !url.is_empty()),
+            search: BinSearch::from_env(),
+        }
+    }
+
+    /// `DATABASE_URL` when set, else [`Resolver::embedded`].
+    pub async fn resolve(&self, project_root: &Path) -> Result<Database, DbError> {
+        match &self.database_url {
+            Some(url) => Ok(Database {
+                url: url.clone(),
+                source: Source::Environment,
+            }),
+            None => self.embedded(project_root).await,
+        }
+    }
+
+    /// The project's development cluster (not started by this call).
+    pub fn cluster(&self, project_root: &Path) -> Result<Cluster, DbError> {
+        Cluster::open(
+            &project_root.join(CLUSTER_HOME),
+            &self.search,
+            Durability::Durable,
+        )
+    }
+
+    /// Starts the project's development cluster when it is not running (initialising it
+    /// first when it does not exist) and creates the project's database when missing.
+    pub async fn embedded(&self, project_root: &Path) -> Result<Database, DbError> {
+        let cluster = self.cluster(project_root)?;
+        let data_dir = cluster.data_dir().to_path_buf();
+        let server = blocking(move || cluster.start()).await?;
+        let name = database_name(project_root);
+        sql::create_database(&server.url("postgres"), &name).await?;
+        Ok(Database {
+            url: server.url(&name),
+            source: Source::Embedded { data_dir, server },
+        })
+    }
+}
+
+/// The project's database: `[project] name` from its forge.toml, else the directory's
+/// name, as a lower-case identifier (`[a-z0-9_]`, at most 63 bytes) so URLs and psql need
+/// no quoting. Read here rather than through forge-codegen's config so the runtime, which
+/// must not depend on codegen, names it the same.
+pub fn database_name(project_root: &Path) -> String {
+    let configured = std::fs::read_to_string(project_root.join("forge.toml"))
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .and_then(|table| {
+            table
+                .get("project")?
+                .get("name")?
+                .as_str()
+                .map(str::to_owned)
+        });
+    let raw = configured
+        .or_else(|| Some(project_root.file_name()?.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    let name: String = raw
+        .chars()
+        .map(|c| match c.to_ascii_lowercase() {
+            c @ ('a'..='z' | '0'..='9' | '_') => c,
+            _ => '_',
+        })
+        .take(63)
+        .collect();
+    if name.is_empty() {
+        "forge".to_owned()
+    } else {
+        name
+    }
+}
+
+/// Runs process management off the async executor's threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(value) => value,
+        Err(error) => std::panic::resume_unwind(error.into_panic()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_names_come_from_forge_toml_then_the_directory() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let project = dir.path().join("My-App");
+        std::fs::create_dir(&project).expect("create");
+        assert_eq!(database_name(&project), "my_app");
+        std::fs::write(
+            project.join("forge.toml"),
+            "[project]\nname = \"Shop Front\"\n",
+        )
+        .expect("write");
+        assert_eq!(database_name(&project), "shop_front");
+        std::fs::write(project.join("forge.toml"), "[project]\nname = \"\"\n").expect("write");
+        assert_eq!(database_name(&project), "forge");
+        std::fs::write(
+            project.join("forge.toml"),
+            format!("[project]\nname = \"{}\"\n", "é".repeat(80)),
+        )
+        .expect("write");
+        assert_eq!(database_name(&project).len(), 63);
+    }
+}
