@@ -13,6 +13,10 @@
 -- Node ids (forge_nodes.id) appear in forge_jobs.locked_by and forge_workflow_runs.locked_by
 -- without a foreign key: work outlives the node that held it (it is reclaimed when its lease
 -- expires), and cleaning up a dead node must not touch or block on the work it held.
+--
+-- Functions run with the search_path they were created with (SET search_path FROM CURRENT),
+-- so a trigger finds forge_change_log whatever the search_path of the session writing to a
+-- user's table is.
 
 -- Applied migrations: forge's own (kind 'system', versions of schema/vNNN.sql) and the
 -- project's (kind 'user', the NNNN of migrations/NNNN_name.sql), numbered independently.
@@ -89,7 +93,7 @@ CREATE INDEX forge_jobs_status_idx ON forge_jobs (status, created_at DESC);
 -- looks at queues it serves. Postgres folds identical notifications of one transaction into
 -- one, so a mutation dispatching a thousand jobs to a queue wakes workers once.
 CREATE FUNCTION forge_jobs_notify_available() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN
     PERFORM pg_notify('forge_jobs_available', NEW.queue);
     RETURN NULL;
@@ -303,7 +307,7 @@ CREATE INDEX forge_webhook_events_received_at_idx ON forge_webhook_events (recei
 -- so each string is at most 2 + 6 * 63 = 380 bytes; the id is at most 19 digits; the rest is
 -- 26 bytes of keys, punctuation and the op letter. 2 * 380 + 19 + 26 = 805 bytes.
 CREATE FUNCTION forge_reactivity_notify() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
     changed  jsonb;
     key_cols jsonb := '[]';
@@ -344,7 +348,7 @@ $$;
 -- table: trigger names are per table already, and a derived name would overflow 63 bytes
 -- for long table names.
 CREATE FUNCTION forge_enable_reactivity(tbl regclass) RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
     key_args text;
 BEGIN
@@ -378,7 +382,7 @@ $$;
 
 -- Removes what forge_enable_reactivity installed; does nothing when it is not installed.
 CREATE FUNCTION forge_disable_reactivity(tbl regclass) RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN
     EXECUTE format('DROP TRIGGER IF EXISTS forge_reactivity ON %s', tbl);
     EXECUTE format('DROP TRIGGER IF EXISTS forge_reactivity_truncate ON %s', tbl);

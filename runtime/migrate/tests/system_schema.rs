@@ -94,6 +94,10 @@ async fn error_code(pool: &PgPool, sql: &str) -> String {
 
 /// Checks a `forge_changes` payload and returns it parsed.
 fn change(notification: &PgNotification, table: &str, op: &str) -> Value {
+    change_in(notification, "public", table, op)
+}
+
+fn change_in(notification: &PgNotification, schema: &str, table: &str, op: &str) -> Value {
     assert_eq!(notification.channel(), "forge_changes");
     let payload = notification.payload();
     assert!(payload.len() < NOTIFY_LIMIT, "{} bytes", payload.len());
@@ -102,7 +106,7 @@ fn change(notification: &PgNotification, table: &str, op: &str) -> Value {
     let mut keys: Vec<_> = object.keys().map(String::as_str).collect();
     keys.sort_unstable();
     assert_eq!(keys, ["id", "op", "s", "t"], "{payload}");
-    assert_eq!(value["s"], "public", "{payload}");
+    assert_eq!(value["s"], schema, "{payload}");
     assert_eq!(value["t"], table, "{payload}");
     assert_eq!(value["op"], op, "{payload}");
     assert!(value["id"].is_i64(), "{payload}");
@@ -319,6 +323,26 @@ async fn reactivity_keys_composite_and_missing_primary_keys() {
     execute(pool, "INSERT INTO loose VALUES (1)").await;
     let loose = change(&next(&mut listener).await, "loose", "I");
     assert_eq!(logged(pool, &loose).await.2, None);
+}
+
+#[tokio::test]
+async fn reactivity_names_the_schema_whatever_the_writer_search_path() {
+    let db = database().await;
+    let pool = db.pool();
+    execute(
+        pool,
+        "CREATE SCHEMA app; CREATE TABLE app.items (id int PRIMARY KEY)",
+    )
+    .await;
+    execute(pool, "SELECT forge_enable_reactivity('app.items')").await;
+    let mut listener = listen(&db, "forge_changes").await;
+    // The writer cannot see forge_change_log by name; the trigger still can.
+    execute(
+        pool,
+        "BEGIN; SET LOCAL search_path = app; INSERT INTO items VALUES (1); COMMIT;",
+    )
+    .await;
+    change_in(&next(&mut listener).await, "app", "items", "I");
 }
 
 #[tokio::test]
