@@ -5,5 +5,11 @@
 //! inside codegen, because two callers apply migrations: the CLI (`forge migrate`) and the
 //! runtime (`App` applies pending migrations when it starts). Both must agree on how a file is
 //! split into statements and whether it runs in a transaction.
+//!
+//! - [`split`]: a migration file → the statements sent one by one.
+//! - [`schema`]: forge's system schema (`schema/vNNN.sql`, embedded), versioned apart from the
+//!   project's files and applied before them. `tests/system_schema.rs` applies it to a real
+//!   database and checks its tables, indexes, constraints and triggers.
 
+pub mod schema;
 pub mod split;
