@@ -7,9 +7,12 @@
 //! split into statements and whether it runs in a transaction.
 //!
 //! - [`split`]: a migration file → the statements sent one by one.
+//! - [`runner`]: [`runner::up`] applies pending migrations under an advisory lock;
+//!   [`runner::status`] compares the files with what was applied.
 //! - [`schema`]: forge's system schema (`schema/vNNN.sql`, embedded), versioned apart from the
 //!   project's files and applied before them. `tests/system_schema.rs` applies it to a real
 //!   database and checks its tables, indexes, constraints and triggers.
 
+pub mod runner;
 pub mod schema;
 pub mod split;

@@ -1,0 +1,310 @@
+//! The runner against a real PostgreSQL: idempotence, refusals, failures that leave the
+//! database as it was, no-transaction files and concurrent runners.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use forge_db::testing::TestDatabase;
+use forge_migrate::runner::{self, Kind, MigrateError, State, UpOptions, LOCK_KEY};
+use forge_migrate::schema::SYSTEM_MIGRATIONS;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+
+fn write(dir: &Path, name: &str, sql: &str) {
+    std::fs::write(dir.join(name), sql).expect("write migration");
+}
+
+fn project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write(
+        dir.path(),
+        "0001_users.sql",
+        "CREATE TABLE users (id bigint PRIMARY KEY);\n",
+    );
+    write(
+        dir.path(),
+        "0002_posts.sql",
+        "CREATE TABLE posts (id bigint PRIMARY KEY, user_id bigint REFERENCES users);\n\
+         INSERT INTO users VALUES (1);\n",
+    );
+    dir
+}
+
+async fn up(pool: &PgPool, dir: &Path) -> Result<runner::Applied, MigrateError> {
+    runner::up(pool, dir, &UpOptions::default()).await
+}
+
+async fn recorded(pool: &PgPool) -> Vec<(String, i64, String)> {
+    sqlx::query_as("SELECT kind, version, name FROM forge_migrations ORDER BY kind, version")
+        .fetch_all(pool)
+        .await
+        .expect("read forge_migrations")
+}
+
+async fn table_exists(pool: &PgPool, name: &str) -> bool {
+    sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(name)
+        .fetch_one(pool)
+        .await
+        .expect("to_regclass")
+}
+
+#[tokio::test]
+async fn applies_system_then_user_files_and_rerunning_is_a_no_op() {
+    let db = TestDatabase::new().await;
+    let dir = project();
+    let applied = up(db.pool(), dir.path()).await.expect("first run");
+    let order: Vec<(Kind, i64)> = applied
+        .migrations
+        .iter()
+        .map(|m| (m.kind, m.version))
+        .collect();
+    let mut expected: Vec<(Kind, i64)> = SYSTEM_MIGRATIONS
+        .iter()
+        .map(|m| (Kind::System, i64::from(m.version)))
+        .collect();
+    expected.extend([(Kind::User, 1), (Kind::User, 2)]);
+    assert_eq!(order, expected);
+
+    let rows = recorded(db.pool()).await;
+    assert!(
+        rows.contains(&("user".into(), 1, "users".into())),
+        "{rows:?}"
+    );
+    assert!(
+        rows.contains(&("user".into(), 2, "posts".into())),
+        "{rows:?}"
+    );
+    let checksum: String = sqlx::query_scalar(
+        "SELECT checksum FROM forge_migrations WHERE kind = 'user' AND version = 1",
+    )
+    .fetch_one(db.pool())
+    .await
+    .expect("checksum");
+    assert_eq!(
+        checksum,
+        runner::sha256_hex(b"CREATE TABLE users (id bigint PRIMARY KEY);\n")
+    );
+
+    let again = up(db.pool(), dir.path()).await.expect("second run");
+    assert!(again.migrations.is_empty(), "{again:?}");
+    assert_eq!(recorded(db.pool()).await, rows);
+
+    let status = runner::status(db.pool(), dir.path()).await.expect("status");
+    assert!(status.system_pending.is_empty());
+    assert!(status.files.iter().all(|f| f.state == State::Applied));
+}
+
+#[tokio::test]
+async fn dry_run_changes_nothing() {
+    let db = TestDatabase::new().await;
+    let dir = project();
+    let options = UpOptions {
+        dry_run: true,
+        ..UpOptions::default()
+    };
+    let planned = runner::up(db.pool(), dir.path(), &options)
+        .await
+        .expect("dry run");
+    assert_eq!(planned.migrations.len(), SYSTEM_MIGRATIONS.len() + 2);
+    assert!(!table_exists(db.pool(), "forge_migrations").await);
+}
+
+#[tokio::test]
+async fn an_edited_file_is_refused_with_both_checksums() {
+    let db = TestDatabase::new().await;
+    let dir = project();
+    up(db.pool(), dir.path()).await.expect("first run");
+    let before = runner::sha256_hex(&std::fs::read(dir.path().join("0001_users.sql")).unwrap());
+    let edited = "CREATE TABLE users (id bigint PRIMARY KEY, name text);\n";
+    write(dir.path(), "0001_users.sql", edited);
+    write(dir.path(), "0003_more.sql", "CREATE TABLE more (id int);\n");
+    let error = up(db.pool(), dir.path()).await.expect_err("refused");
+    let message = error.to_string();
+    assert!(matches!(error, MigrateError::Edited { .. }), "{message}");
+    assert!(message.contains("0001_users.sql"), "{message}");
+    assert!(message.contains(&before), "{message}");
+    assert!(
+        message.contains(&runner::sha256_hex(edited.as_bytes())),
+        "{message}"
+    );
+    assert!(
+        !table_exists(db.pool(), "more").await,
+        "nothing runs after a refusal"
+    );
+
+    let status = runner::status(db.pool(), dir.path()).await.expect("status");
+    let states: Vec<&State> = status.files.iter().map(|f| &f.state).collect();
+    assert_eq!(
+        states,
+        [
+            &State::Edited { recorded: before },
+            &State::Applied,
+            &State::Pending
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_file_is_refused() {
+    let db = TestDatabase::new().await;
+    let dir = project();
+    up(db.pool(), dir.path()).await.expect("first run");
+    std::fs::remove_file(dir.path().join("0002_posts.sql")).unwrap();
+    let error = up(db.pool(), dir.path()).await.expect_err("refused");
+    let message = error.to_string();
+    assert!(
+        matches!(error, MigrateError::Missing { version: 2, .. }),
+        "{message}"
+    );
+    assert!(message.contains("posts"), "{message}");
+    let status = runner::status(db.pool(), dir.path()).await.expect("status");
+    assert_eq!(status.files[1].state, State::Missing);
+}
+
+#[tokio::test]
+async fn a_failing_file_is_reported_at_its_file_position_and_rolled_back() {
+    let db = TestDatabase::new().await;
+    let dir = project();
+    up(db.pool(), dir.path()).await.expect("first run");
+    // Statement 2 starts on line 4 and spans a comment line; Postgres points at the typo
+    // `VALUS`, which is on line 6, column 5 of the file.
+    write(
+        dir.path(),
+        "0003_broken.sql",
+        "-- two statements, the second broken\n\
+         CREATE TABLE broken_one (id int);\n\
+         \n\
+         INSERT INTO broken_one\n\
+         \x20 -- values follow\n\
+         \x20   VALUS (1);\n",
+    );
+    let error = up(db.pool(), dir.path()).await.expect_err("fails");
+    let message = error.to_string();
+    let MigrateError::Failed(failure) = &error else {
+        panic!("expected Failed, got {error:?}");
+    };
+    assert!(failure.file.ends_with("0003_broken.sql"), "{message}");
+    assert_eq!(
+        (failure.statement, failure.line, failure.column),
+        (2, 6, 5),
+        "{message}"
+    );
+    assert!(failure.message.contains("syntax error"), "{message}");
+    assert_eq!(failure.code, "42601");
+    assert!(failure.in_transaction);
+    assert!(!table_exists(db.pool(), "broken_one").await, "rolled back");
+    assert!(
+        !recorded(db.pool()).await.iter().any(|r| r.1 == 3),
+        "not recorded"
+    );
+}
+
+#[tokio::test]
+async fn failures_carry_postgres_detail_and_hint() {
+    let db = TestDatabase::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "0001_dup.sql",
+        "CREATE TABLE t (id int PRIMARY KEY);\nINSERT INTO t VALUES (1), (1);\n",
+    );
+    let message = up(db.pool(), dir.path())
+        .await
+        .expect_err("fails")
+        .to_string();
+    assert!(
+        message.contains("statement 2 at line 2, column 1"),
+        "{message}"
+    );
+    assert!(
+        message.contains("detail: Key (id)=(1) already exists."),
+        "{message}"
+    );
+    write(dir.path(), "0001_dup.sql", "SELECT * FROM nope_table;\n");
+    let message = up(db.pool(), dir.path())
+        .await
+        .expect_err("fails")
+        .to_string();
+    assert!(message.contains("line 1, column 15"), "{message}");
+}
+
+#[tokio::test]
+async fn a_no_transaction_file_can_create_an_index_concurrently() {
+    let db = TestDatabase::new().await;
+    let dir = project();
+    write(
+        dir.path(),
+        "0003_index.sql",
+        "-- forge:no-transaction  (CONCURRENTLY cannot run in a transaction)\n\
+         CREATE INDEX CONCURRENTLY posts_user_id ON posts (user_id);\n",
+    );
+    up(db.pool(), dir.path()).await.expect("applies");
+    assert!(table_exists(db.pool(), "posts_user_id").await);
+    assert!(recorded(db.pool()).await.iter().any(|r| r.1 == 3));
+}
+
+async fn second_pool(db: &TestDatabase) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(2)
+        .connect(db.url())
+        .await
+        .expect("second pool")
+}
+
+#[tokio::test]
+async fn concurrent_runners_apply_each_file_once() {
+    let db = TestDatabase::new().await;
+    let dir = project();
+    // A slow file keeps the first runner inside the lock while the second waits.
+    write(dir.path(), "0003_slow.sql", "SELECT pg_sleep(0.5);\n");
+    let other = second_pool(&db).await;
+    let (a, b) = tokio::join!(up(db.pool(), dir.path()), up(&other, dir.path()));
+    let (a, b) = (a.expect("runner a"), b.expect("runner b"));
+    let total = a.migrations.len() + b.migrations.len();
+    assert_eq!(total, SYSTEM_MIGRATIONS.len() + 3, "{a:?} {b:?}");
+    assert!(
+        a.migrations.is_empty() || b.migrations.is_empty(),
+        "{a:?} {b:?}"
+    );
+    assert_eq!(recorded(db.pool()).await.len(), SYSTEM_MIGRATIONS.len() + 3);
+}
+
+#[tokio::test]
+async fn a_waiting_runner_names_the_holder_and_gives_up_after_the_timeout() {
+    let db = TestDatabase::new().await;
+    let dir = project();
+    let holder = second_pool(&db).await;
+    let mut held = holder.acquire().await.unwrap();
+    sqlx::query("SET application_name = 'lock-hog'")
+        .execute(&mut *held)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(LOCK_KEY)
+        .execute(&mut *held)
+        .await
+        .unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let options = UpOptions {
+        lock_timeout: Duration::from_millis(400),
+        on_wait: Some(Arc::new(move |h| sink.lock().unwrap().push(h.clone()))),
+        ..UpOptions::default()
+    };
+    let error = runner::up(db.pool(), dir.path(), &options)
+        .await
+        .expect_err("times out");
+    let message = error.to_string();
+    assert!(
+        matches!(error, MigrateError::LockTimeout { .. }),
+        "{message}"
+    );
+    assert!(message.contains("lock-hog"), "{message}");
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].application_name, "lock-hog");
+    assert!(seen[0].backend_start.is_some());
+    assert!(!table_exists(db.pool(), "forge_migrations").await);
+}
