@@ -5,6 +5,7 @@ mod check;
 mod db;
 mod format;
 mod generate;
+mod migrate;
 mod output;
 mod project;
 mod render;
@@ -42,6 +43,8 @@ enum Command {
     Check(check::Args),
     /// Start, stop, inspect or reset the development PostgreSQL cluster in .forge/pg.
     Db(db::Args),
+    /// Apply the project's migrations or show where they stand.
+    Migrate(migrate::Args),
 }
 
 /// A failure that stops forge before it could do its job (exit code 2).
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => generate::run(cli.project.as_deref(), &args),
         Command::Check(args) => check::run(cli.project.as_deref(), &args),
         Command::Db(args) => db::run(cli.project.as_deref(), &args),
+        Command::Migrate(args) => migrate::run(cli.project.as_deref(), &args),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
