@@ -150,3 +150,53 @@ fn an_unreachable_database_exits_2() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn a_runner_killed_mid_migration_leaves_a_state_the_next_run_completes() {
+    let db = TestDatabase::new().await;
+    let dir = project();
+    write(
+        dir.path(),
+        "0003_slow.sql",
+        "CREATE TABLE slow (id int);\nSELECT pg_sleep(1.5);\n",
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_forge"))
+        .args(["migrate", "up"])
+        .current_dir(dir.path())
+        .env("DATABASE_URL", db.url())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("forge runs");
+    // Kill it once it is inside the slow file's transaction.
+    let mut sleeping = false;
+    for _ in 0..200 {
+        sleeping = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+                            WHERE datname = current_database() AND query LIKE 'SELECT pg_sleep%')",
+        )
+        .fetch_one(db.pool())
+        .await
+        .expect("pg_stat_activity");
+        if sleeping {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(sleeping, "the runner never reached the slow file");
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+
+    // The killed session's backend still holds the lock until its sleep ends; the next
+    // runner waits for it, then applies the file the killed one rolled back.
+    let (code, stdout, stderr) = migrate(dir.path(), db.url(), &["up"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("applied 0003_slow"), "{stdout}");
+    let versions: Vec<i64> = sqlx::query_scalar(
+        "SELECT version FROM forge_migrations WHERE kind = 'user' ORDER BY version",
+    )
+    .fetch_all(db.pool())
+    .await
+    .expect("forge_migrations");
+    assert_eq!(versions, [1, 2, 3]);
+}
