@@ -300,12 +300,14 @@ async fn apply(conn: &mut PgConnection, work: &Work) -> Result<Duration, Migrate
         // Statements such as CREATE INDEX CONCURRENTLY refuse to run in a transaction; the
         // record goes in last so that a failure leaves the file pending, to be fixed and
         // re-run (its statements should therefore be written to be re-runnable).
+        lock::ensure_held(&mut *conn).await?;
         for (index, statement) in statements.iter().enumerate() {
             execute(&mut *conn, work, index, statement, false).await?;
         }
         record(&mut *conn, work, started.elapsed()).await?;
     } else {
         let mut tx = conn.begin().await?;
+        lock::ensure_held(&mut tx).await?;
         for (index, statement) in statements.iter().enumerate() {
             if let Err(error) = execute(&mut tx, work, index, statement, true).await {
                 // The error being reported matters more than a failed rollback, and the

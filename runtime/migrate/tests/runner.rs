@@ -308,3 +308,25 @@ async fn a_waiting_runner_names_the_holder_and_gives_up_after_the_timeout() {
     assert!(seen[0].backend_start.is_some());
     assert!(!table_exists(db.pool(), "forge_migrations").await);
 }
+
+#[tokio::test]
+async fn a_runner_that_lost_its_lock_stops_before_the_next_file() {
+    // What PgBouncer's transaction pooling does to a session lock, done by hand: file 1
+    // releases the lock, so file 2 must not run.
+    let db = TestDatabase::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "0001_unlock.sql",
+        &format!("SELECT pg_advisory_unlock({LOCK_KEY});\n"),
+    );
+    write(
+        dir.path(),
+        "0002_after.sql",
+        "CREATE TABLE after (id int);\n",
+    );
+    let error = up(db.pool(), dir.path()).await.expect_err("refused");
+    assert!(matches!(error, MigrateError::LockLost), "{error}");
+    assert!(error.to_string().contains("PgBouncer"), "{error}");
+    assert!(!table_exists(db.pool(), "after").await);
+}

@@ -80,6 +80,11 @@ pub enum MigrateError {
         waited: Duration,
         holder: Option<LockHolder>,
     },
+    #[error(
+        "this session no longer holds the migration lock; if forge connects through PgBouncer \
+         in transaction pooling mode, migrate over a direct connection (or session pooling)"
+    )]
+    LockLost,
     /// Boxed: it is by far the largest variant, and every `Result` would carry its size.
     #[error("{0}")]
     Failed(Box<Failure>),

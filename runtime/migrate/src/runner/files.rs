@@ -100,6 +100,40 @@ mod tests {
     }
 
     #[test]
+    fn discovery_orders_by_number_and_refuses_ambiguity() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        assert!(discover(&dir.path().join("absent"))
+            .expect("no dir")
+            .is_empty());
+        for name in ["10_c.sql", "2_b.sql", "0001_a.sql", "README.md"] {
+            std::fs::write(dir.path().join(name), "SELECT 1;").expect("write");
+        }
+        let found: Vec<(i64, String)> = discover(dir.path())
+            .expect("discover")
+            .into_iter()
+            .map(|f| (f.version, f.name))
+            .collect();
+        assert_eq!(found, [(1, "a".into()), (2, "b".into()), (10, "c".into())]);
+
+        std::fs::write(dir.path().join("0002_again.sql"), "SELECT 1;").expect("write");
+        let error = discover(dir.path()).expect_err("duplicate");
+        assert!(
+            matches!(error, MigrateError::DuplicateVersion { version: 2, .. }),
+            "{error}"
+        );
+        std::fs::remove_file(dir.path().join("0002_again.sql")).expect("rm");
+
+        std::fs::write(dir.path().join("add_users.sql"), "SELECT 1;").expect("write");
+        let error = discover(dir.path()).expect_err("bad name");
+        assert!(
+            error
+                .to_string()
+                .contains("add_users.sql is not named NNNN_name.sql"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn checksum_is_lowercase_hex_sha256() {
         assert_eq!(
             sha256_hex(b"abc"),

@@ -61,6 +61,27 @@ pub async fn release(mut conn: PgConnection) -> Result<(), MigrateError> {
     Ok(())
 }
 
+/// Fails unless this session still holds the lock. Called inside each file's transaction,
+/// which pins one server session even behind a pooler: behind PgBouncer in transaction
+/// pooling mode the lock was taken by whichever session served that one statement, so it
+/// protects nothing, and DESIGN requires refusing to run there.
+pub async fn ensure_held(conn: &mut PgConnection) -> Result<(), MigrateError> {
+    let held: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_locks
+                        WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid()
+                          AND classid::bigint = $1 AND objid::bigint = $2 AND objsubid = 1)",
+    )
+    .bind(LOCK_KEY >> 32)
+    .bind(LOCK_KEY & 0xffff_ffff)
+    .fetch_one(&mut *conn)
+    .await?;
+    if held {
+        Ok(())
+    } else {
+        Err(MigrateError::LockLost)
+    }
+}
+
 /// pid, application_name, backend_start, xact_start, query.
 type HolderRow = (i32, String, Option<String>, Option<String>, Option<String>);
 
