@@ -240,6 +240,9 @@ async fn plan(conn: &mut PgConnection, dir: &Path) -> Result<Status, MigrateErro
     } else {
         Vec::new()
     };
+    // System migrations are compared by version only: they ship inside the binary, so a
+    // changed checksum could only be a forge release that edited a released file, and
+    // refusing would stop every project over forge's mistake rather than theirs.
     let system_pending = SYSTEM_MIGRATIONS
         .iter()
         .map(|m| m.version)
