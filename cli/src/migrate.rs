@@ -6,12 +6,16 @@
 //! run at all (no database, lock not obtained).
 
 use std::future::Future;
+use std::io::IsTerminal;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use forge_migrate::runner::{self, FileStatus, Kind, MigrateError, State, Status, UpOptions};
+use forge_migrate::runner::{
+    self, AppliedMigration, FileStatus, Kind, MigrateError, State, Status, UpOptions,
+};
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
@@ -99,33 +103,87 @@ async fn up(
     dry_run: bool,
     lock_timeout: Duration,
 ) -> Result<Outcome, Fatal> {
+    let progress = Arc::new(Progress::new());
+    let sink = progress.clone();
     let options = UpOptions {
         lock_timeout,
         dry_run,
         on_wait: Some(Arc::new(|holder| {
             eprintln!("forge migrate: waiting for the migration lock, held by {holder}")
         })),
+        on_applied: Some(Arc::new(move |migration, done, total| {
+            sink.applied(migration, done, total)
+        })),
     };
-    let applied = match runner::up(pool, dir, &options).await {
+    let result = runner::up(pool, dir, &options).await;
+    progress.finish();
+    let applied = match result {
         Ok(applied) => applied,
         Err(error) => return failed(error),
     };
-    let verb = if dry_run { "would apply" } else { "applied" };
-    for migration in &applied.migrations {
-        let what = match migration.kind {
-            Kind::System => format!("forge system schema v{:03}", migration.version),
-            Kind::User => format!("{:04}_{}", migration.version, migration.name),
-        };
-        if dry_run {
-            println!("{verb} {what}");
-        } else {
-            println!("{verb} {what} ({} ms)", migration.duration.as_millis());
+    if dry_run {
+        for migration in &applied.migrations {
+            println!("would apply {}", describe(migration));
         }
     }
     if applied.migrations.is_empty() {
         eprintln!("forge migrate: up to date");
     }
     Ok(Outcome::Clean)
+}
+
+fn describe(migration: &AppliedMigration) -> String {
+    match migration.kind {
+        Kind::System => format!("forge system schema v{:03}", migration.version),
+        Kind::User => format!("{:04}_{}", migration.version, migration.name),
+    }
+}
+
+/// Below this many migrations a progress bar would flash by; plain lines say more.
+const PROGRESS_BAR_FROM: usize = 20;
+const BAR_WIDTH: usize = 30;
+
+/// Each applied migration as a line on stdout, or, when stderr is a terminal and many run,
+/// one progress bar redrawn in place on stderr.
+struct Progress {
+    terminal: bool,
+    /// Whether a bar is drawn and its line not yet ended.
+    bar_open: AtomicBool,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        Progress {
+            terminal: std::io::stderr().is_terminal(),
+            bar_open: AtomicBool::new(false),
+        }
+    }
+
+    fn applied(&self, migration: &AppliedMigration, done: usize, total: usize) {
+        if self.terminal && total >= PROGRESS_BAR_FROM {
+            let filled = BAR_WIDTH * done / total;
+            eprint!(
+                "\r\x1b[2K[{}{}] {done}/{total} {}",
+                "=".repeat(filled),
+                " ".repeat(BAR_WIDTH - filled),
+                describe(migration)
+            );
+            self.bar_open.store(true, Ordering::Relaxed);
+        } else {
+            println!(
+                "applied {} ({} ms)",
+                describe(migration),
+                migration.duration.as_millis()
+            );
+        }
+    }
+
+    /// Ends the bar's line so that what follows (a summary, an error) starts on its own.
+    fn finish(&self) {
+        if self.bar_open.swap(false, Ordering::Relaxed) {
+            eprintln!();
+        }
+    }
 }
 
 async fn status(pool: &PgPool, dir: &Path, format: Format) -> Result<Outcome, Fatal> {

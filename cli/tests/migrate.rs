@@ -122,8 +122,12 @@ async fn a_failing_migration_exits_1_with_its_file_position() {
         "0003_bad.sql",
         "CREATE TABLE ok (id int);\nSELECT * FROM\n  missing_table;\n",
     );
-    let (code, _, stderr) = migrate(dir.path(), db.url(), &["up"]);
+    let (code, stdout, stderr) = migrate(dir.path(), db.url(), &["up"]);
     assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stdout.contains("applied 0002_posts"),
+        "what was applied before the failure is shown: {stdout}"
+    );
     assert!(
         stderr.contains("0003_bad.sql: statement 2 at line 3, column 3 failed"),
         "{stderr}"

@@ -34,10 +34,15 @@ pub struct UpOptions {
     pub dry_run: bool,
     /// Called while waiting for the lock, once per distinct holder.
     pub on_wait: Option<OnWait>,
+    /// Called after each migration is applied (not under `dry_run`) with how many of how
+    /// many are done, so callers can show progress, and what was applied before a failure.
+    pub on_applied: Option<OnApplied>,
 }
 
 /// See [`UpOptions::on_wait`].
 pub type OnWait = Arc<dyn Fn(&LockHolder) + Send + Sync>;
+/// See [`UpOptions::on_applied`]: the migration, then done and total counts.
+pub type OnApplied = Arc<dyn Fn(&AppliedMigration, usize, usize) + Send + Sync>;
 
 impl Default for UpOptions {
     fn default() -> UpOptions {
@@ -45,6 +50,7 @@ impl Default for UpOptions {
             lock_timeout: Duration::from_secs(60),
             dry_run: false,
             on_wait: None,
+            on_applied: None,
         }
     }
 }
@@ -132,7 +138,7 @@ pub async fn up(pool: &PgPool, dir: &Path, options: &UpOptions) -> Result<Applie
     lock::acquire(&mut conn, options).await?;
     // The plan is read under the lock, so a runner that waited sees what the one before it
     // applied and does not apply it again.
-    let result = run(&mut conn, dir).await;
+    let result = run(&mut conn, dir, options).await;
     // A failed run's error is the one worth reporting; a release that fails after it (the
     // connection broke, say) loses nothing, since closing the session frees the lock.
     let released = lock::release(conn).await;
@@ -141,11 +147,20 @@ pub async fn up(pool: &PgPool, dir: &Path, options: &UpOptions) -> Result<Applie
     Ok(applied)
 }
 
-async fn run(conn: &mut PgConnection, dir: &Path) -> Result<Applied, MigrateError> {
+async fn run(
+    conn: &mut PgConnection,
+    dir: &Path,
+    options: &UpOptions,
+) -> Result<Applied, MigrateError> {
     let mut applied = Applied::default();
-    for work in pending(conn, dir).await? {
-        let duration = apply(conn, &work).await?;
-        applied.migrations.push(work.applied(duration));
+    let pending = pending(conn, dir).await?;
+    for (index, work) in pending.iter().enumerate() {
+        let duration = apply(conn, work).await?;
+        let migration = work.applied(duration);
+        if let Some(on_applied) = &options.on_applied {
+            on_applied(&migration, index + 1, pending.len());
+        }
+        applied.migrations.push(migration);
     }
     Ok(applied)
 }

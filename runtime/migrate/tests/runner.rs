@@ -97,6 +97,27 @@ async fn applies_system_then_user_files_and_rerunning_is_a_no_op() {
 }
 
 #[tokio::test]
+async fn progress_is_reported_per_migration() {
+    let db = TestDatabase::new().await;
+    let dir = project();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let options = UpOptions {
+        on_applied: Some(Arc::new(move |m, done, total| {
+            sink.lock().unwrap().push((m.version, m.kind, done, total))
+        })),
+        ..UpOptions::default()
+    };
+    runner::up(db.pool(), dir.path(), &options)
+        .await
+        .expect("applies");
+    let total = SYSTEM_MIGRATIONS.len() + 2;
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
+    assert_eq!(seen.len(), total);
+    assert_eq!(seen[total - 1], (2, Kind::User, total, total));
+}
+
+#[tokio::test]
 async fn dry_run_changes_nothing() {
     let db = TestDatabase::new().await;
     let dir = project();
