@@ -126,8 +126,10 @@ async fn up(
             println!("would apply {}", describe(migration));
         }
     }
-    if applied.migrations.is_empty() {
-        eprintln!("forge migrate: up to date");
+    match (applied.migrations.len(), dry_run) {
+        (0, _) => eprintln!("forge migrate: up to date"),
+        (n, true) => eprintln!("forge migrate: {n} pending, nothing applied (--dry-run)"),
+        (n, false) => eprintln!("forge migrate: applied {n}"),
     }
     Ok(Outcome::Clean)
 }

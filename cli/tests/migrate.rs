@@ -71,6 +71,7 @@ async fn up_applies_then_is_a_no_op_and_status_reports_each_file() {
     );
     assert!(stdout.contains("applied 0001_users"), "{stdout}");
     assert!(stdout.contains("applied 0002_posts"), "{stdout}");
+    assert!(stderr.contains("forge migrate: applied "), "{stderr}");
 
     let (code, stdout, stderr) = migrate(root, db.url(), &["up"]);
     assert_eq!(code, Some(0), "{stderr}");
