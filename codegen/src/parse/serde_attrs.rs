@@ -112,35 +112,63 @@ pub struct Read<T> {
     pub opaque: bool,
 }
 
-pub fn container(
+/// Reads every `#[serde(...)]` entry with `apply` (which ignores names it does not know);
+/// the options that make the wire shape unknowable are handled here, for all three kinds.
+fn read<T: Default>(
     attrs: &[Attribute],
     file: &str,
     diagnostics: &mut Vec<Diagnostic>,
-) -> Read<ContainerAttrs> {
-    let mut out = ContainerAttrs::default();
+    mut apply: impl FnMut(&mut T, &str, &Meta),
+) -> Read<T> {
+    let mut out = T::default();
     let mut is_opaque = false;
     for meta in entries(attrs, file, diagnostics) {
         let entry = named(&meta);
-        match entry.name.as_str() {
-            "rename" => out.rename = directional(&meta),
-            "rename_all" => out.rename_all = directional(&meta),
-            "rename_all_fields" => out.rename_all_fields = directional(&meta),
-            "tag" => out.tag = string_value(&meta),
-            "content" => out.content = string_value(&meta),
-            "untagged" => out.untagged = true,
-            "transparent" => out.transparent = true,
-            "default" => out.default = true,
-            name if OPAQUE.contains(&name) => {
-                is_opaque = true;
-                opaque(file, &entry, diagnostics);
-            }
-            _ => {}
+        if OPAQUE.contains(&entry.name.as_str()) {
+            is_opaque = true;
+            opaque(file, &entry, diagnostics);
+        } else {
+            apply(&mut out, &entry.name, &meta);
         }
     }
     Read {
         attrs: out,
         opaque: is_opaque,
     }
+}
+
+/// `skip`, `skip_serializing`, `skip_deserializing`, shared by fields and variants:
+/// `(serializing, deserializing)` after the entry, or `None` for another name.
+fn skip(name: &str, current: (bool, bool)) -> Option<(bool, bool)> {
+    match name {
+        "skip" => Some((true, true)),
+        "skip_serializing" => Some((true, current.1)),
+        "skip_deserializing" => Some((current.0, true)),
+        _ => None,
+    }
+}
+
+pub fn container(
+    attrs: &[Attribute],
+    file: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Read<ContainerAttrs> {
+    read(
+        attrs,
+        file,
+        diagnostics,
+        |out: &mut ContainerAttrs, name, meta| match name {
+            "rename" => out.rename = directional(meta),
+            "rename_all" => out.rename_all = directional(meta),
+            "rename_all_fields" => out.rename_all_fields = directional(meta),
+            "tag" => out.tag = string_value(meta),
+            "content" => out.content = string_value(meta),
+            "untagged" => out.untagged = true,
+            "transparent" => out.transparent = true,
+            "default" => out.default = true,
+            _ => {}
+        },
+    )
 }
 
 pub fn field(
@@ -148,33 +176,25 @@ pub fn field(
     file: &str,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Read<FieldAttrs> {
-    let mut out = FieldAttrs::default();
-    let mut is_opaque = false;
-    for meta in entries(attrs, file, diagnostics) {
-        let entry = named(&meta);
-        match entry.name.as_str() {
-            "rename" => out.rename = directional(&meta),
-            "alias" => out.aliases.extend(string_value(&meta)),
-            "skip" => {
-                out.skip_serializing = true;
-                out.skip_deserializing = true;
+    read(
+        attrs,
+        file,
+        diagnostics,
+        |out: &mut FieldAttrs, name, meta| {
+            if let Some((ser, de)) = skip(name, (out.skip_serializing, out.skip_deserializing)) {
+                (out.skip_serializing, out.skip_deserializing) = (ser, de);
+                return;
             }
-            "skip_serializing" => out.skip_serializing = true,
-            "skip_deserializing" => out.skip_deserializing = true,
-            "skip_serializing_if" => out.skip_serializing_if = string_value(&meta),
-            "default" => out.default = true,
-            "flatten" => out.flatten = true,
-            name if OPAQUE.contains(&name) => {
-                is_opaque = true;
-                opaque(file, &entry, diagnostics);
+            match name {
+                "rename" => out.rename = directional(meta),
+                "alias" => out.aliases.extend(string_value(meta)),
+                "skip_serializing_if" => out.skip_serializing_if = string_value(meta),
+                "default" => out.default = true,
+                "flatten" => out.flatten = true,
+                _ => {}
             }
-            _ => {}
-        }
-    }
-    Read {
-        attrs: out,
-        opaque: is_opaque,
-    }
+        },
+    )
 }
 
 pub fn variant(
@@ -182,31 +202,23 @@ pub fn variant(
     file: &str,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Read<VariantAttrs> {
-    let mut out = VariantAttrs::default();
-    let mut is_opaque = false;
-    for meta in entries(attrs, file, diagnostics) {
-        let entry = named(&meta);
-        match entry.name.as_str() {
-            "rename" => out.rename = directional(&meta),
-            "alias" => out.aliases.extend(string_value(&meta)),
-            "rename_all" => out.rename_all = directional(&meta),
-            "skip" => {
-                out.skip_serializing = true;
-                out.skip_deserializing = true;
+    read(
+        attrs,
+        file,
+        diagnostics,
+        |out: &mut VariantAttrs, name, meta| {
+            if let Some((ser, de)) = skip(name, (out.skip_serializing, out.skip_deserializing)) {
+                (out.skip_serializing, out.skip_deserializing) = (ser, de);
+                return;
             }
-            "skip_serializing" => out.skip_serializing = true,
-            "skip_deserializing" => out.skip_deserializing = true,
-            "other" => out.other = true,
-            "untagged" => out.untagged = true,
-            name if OPAQUE.contains(&name) => {
-                is_opaque = true;
-                opaque(file, &entry, diagnostics);
+            match name {
+                "rename" => out.rename = directional(meta),
+                "alias" => out.aliases.extend(string_value(meta)),
+                "rename_all" => out.rename_all = directional(meta),
+                "other" => out.other = true,
+                "untagged" => out.untagged = true,
+                _ => {}
             }
-            _ => {}
-        }
-    }
-    Read {
-        attrs: out,
-        opaque: is_opaque,
-    }
+        },
+    )
 }
