@@ -5,8 +5,8 @@
 //! forge check accepts is exactly what the scheduler runs.
 
 use chrono::TimeZone as _;
-use forge_attrs::cron::cron_parser as parser;
 use croner::Cron;
+use forge_attrs::cron::cron_parser as parser;
 use forge_attrs::{Options, Schedule};
 
 use super::{Project, Rule};
