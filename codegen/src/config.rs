@@ -149,8 +149,9 @@ mod tests {
 
     #[test]
     fn the_runtime_server_section_is_accepted() {
-        let config = Config::parse("[project]\nname = \"app\"\n[server]\naddr = \"0.0.0.0:8080\"\n")
-            .expect("[server] is part of forge.toml");
+        let config =
+            Config::parse("[project]\nname = \"app\"\n[server]\naddr = \"0.0.0.0:8080\"\n")
+                .expect("[server] is part of forge.toml");
         assert_eq!(config.server.addr.as_deref(), Some("0.0.0.0:8080"));
     }
 }
