@@ -44,8 +44,14 @@ use crate::Result;
 /// A cron's schedule, ready to compute ticks.
 #[derive(Debug, Clone)]
 pub(crate) enum Plan {
-    Cron { cron: Cron, tz: Tz },
-    Every { ms: i64 },
+    /// Boxed: a parsed pattern is a few hundred bytes, and plans are built once per term.
+    Cron {
+        cron: Box<Cron>,
+        tz: Tz,
+    },
+    Every {
+        ms: i64,
+    },
 }
 
 impl Plan {
@@ -71,7 +77,10 @@ impl Plan {
         let cron = forge_attrs::cron::cron_parser()
             .parse(&expression)
             .map_err(|e| format!("cron expression {expression:?}: {e}"))?;
-        Ok(Plan::Cron { cron, tz })
+        Ok(Plan::Cron {
+            cron: Box::new(cron),
+            tz,
+        })
     }
 
     /// The first tick strictly after `t`; `None` when there is none (croner searches a
