@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::registry::Registry;
 use crate::replicas::Replicas;
 use crate::shared::Shared;
-use crate::{gateway, node, Error, Result};
+use crate::{cron, daemons, gateway, leader, node, Error, Result};
 
 /// A forge application: its configuration and its handlers.
 pub struct App {
@@ -154,6 +154,10 @@ impl App {
         let replicas = shared.replicas.clone();
         let stop = shared.shutdown.clone();
         subsystems.spawn(async move { replicas.probe_until(stop).await });
+        let leadership = leader::spawn(&shared, &mut subsystems);
+        node::spawn(&shared, leadership.clone(), &mut subsystems);
+        cron::spawn(&shared, leadership.clone(), &mut subsystems);
+        daemons::spawn(&shared, leadership, &mut subsystems);
         Ok(Running {
             shared,
             addr,
@@ -202,6 +206,17 @@ impl Running {
         node::deregister(&shared.primary, shared.node_id).await?;
         shared.primary.close().await;
         Ok(())
+    }
+}
+
+#[cfg(feature = "test-support")]
+impl Running {
+    /// Stops the node as if its process had died: every task is dropped mid-flight, so its
+    /// connections close without a goodbye (the leader lock goes with its session), and
+    /// nothing is cleaned up: the node's rows stay until the leader removes them as stale.
+    pub async fn kill(mut self) {
+        self.subsystems.abort_all();
+        while self.subsystems.join_next().await.is_some() {}
     }
 }
 

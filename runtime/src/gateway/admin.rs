@@ -14,7 +14,9 @@ use crate::shared::Shared;
 use crate::{Error, Result};
 
 pub(crate) fn router() -> Router<Arc<Shared>> {
-    Router::new().route("/nodes", get(nodes))
+    Router::new()
+        .route("/nodes", get(nodes))
+        .route("/cron", get(cron))
 }
 
 /// Answers `view` for callers with the `admin` role.
@@ -47,4 +49,8 @@ async fn nodes(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respons
         Ok(nodes)
     };
     admin(&shared, &headers, view).await
+}
+
+async fn cron(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    admin(&shared, &headers, crate::cron::admin_view(&shared)).await
 }
