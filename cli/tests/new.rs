@@ -9,10 +9,12 @@ use std::process::{Command, Output, Stdio};
 
 use support::{forge, stderr};
 
-/// Where the generated projects build: one target directory for every test and run, so
-/// dependencies compile once.
+/// Where the generated projects build: the workspace's own target directory (cargo
+/// releases its lock before running tests), so every dependency the generated project
+/// shares with the workspace in the same configuration is compiled once, not again.
 fn shared_target() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join("forge-new-target")
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    tmp.parent().expect("CARGO_TARGET_TMPDIR is <target>/tmp").to_path_buf()
 }
 
 fn cargo(dir: &Path, args: &[&str]) -> Output {

@@ -1,4 +1,5 @@
 mod forge_generated;
+mod cluster;
 mod notes;
 
 #[tokio::main]
