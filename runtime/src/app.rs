@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::registry::Registry;
 use crate::replicas::Replicas;
 use crate::shared::Shared;
-use crate::{gateway, node, Error, Result};
+use crate::{gateway, jobs, node, Error, Result};
 
 /// A forge application: its configuration and its handlers.
 pub struct App {
@@ -141,6 +141,7 @@ impl App {
         let replicas = shared.replicas.clone();
         let stop = shared.shutdown.clone();
         subsystems.spawn(async move { replicas.probe_until(stop).await });
+        subsystems.spawn(jobs::work(shared.clone()));
         Ok(Running {
             shared,
             addr,

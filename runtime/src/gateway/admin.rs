@@ -14,11 +14,14 @@ use crate::shared::Shared;
 use crate::{Error, Result};
 
 pub(crate) fn router() -> Router<Arc<Shared>> {
-    Router::new().route("/nodes", get(nodes))
+    Router::new()
+        .route("/nodes", get(nodes))
+        .route("/jobs", get(super::admin_jobs::list))
+        .route("/jobs/{id}", get(super::admin_jobs::get))
 }
 
 /// Answers `view` for callers with the `admin` role.
-async fn admin<F>(shared: &Shared, headers: &HeaderMap, view: F) -> Response
+pub(super) async fn admin<F>(shared: &Shared, headers: &HeaderMap, view: F) -> Response
 where
     F: std::future::Future<Output = Result<Value>>,
 {
