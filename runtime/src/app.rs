@@ -52,7 +52,9 @@ impl App {
                     .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
             )
             .try_init();
-        let running = self.start().await?;
+        let running = self.start().await.inspect_err(|error| {
+            tracing::error!("forge could not start: {error}");
+        })?;
         tracing::info!(addr = %running.addr(), node = %running.node_id(), "forge is serving");
         let stopped = running.shared.shutdown.clone();
         tokio::select! {
@@ -99,6 +101,17 @@ impl App {
                     .map_err(|e| Error::Internal(format!("migrations failed: {e}")))?;
             for migration in &applied.migrations {
                 tracing::info!(kind = migration.kind.as_str(), version = migration.version, name = %migration.name, "applied migration");
+            }
+        } else {
+            let status = forge_migrate::runner::status(&primary, &config.migrations_dir)
+                .await
+                .map_err(|e| Error::Internal(format!("cannot read the migration status: {e}")))?;
+            if !status.system_pending.is_empty() {
+                return Err(Error::Internal(
+                    "forge's system tables are not installed and FORGE_MIGRATE=false: \
+                     run `forge migrate up`, or start without FORGE_MIGRATE=false"
+                        .into(),
+                ));
             }
         }
         node::register(&primary, node_id, &config.app_version).await?;
