@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::registry::Registry;
 use crate::replicas::Replicas;
 use crate::shared::Shared;
-use crate::{cron, daemons, gateway, leader, node, Error, Result};
+use crate::{cron, daemons, gateway, jobs, leader, node, Error, Result};
 
 /// A forge application: its configuration and its handlers.
 pub struct App {
@@ -158,6 +158,7 @@ impl App {
         node::spawn(&shared, leadership.clone(), &mut subsystems);
         cron::spawn(&shared, leadership.clone(), &mut subsystems);
         daemons::spawn(&shared, leadership, &mut subsystems);
+        subsystems.spawn(jobs::work(shared.clone()));
         Ok(Running {
             shared,
             addr,

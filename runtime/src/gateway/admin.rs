@@ -17,10 +17,12 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
     Router::new()
         .route("/nodes", get(nodes))
         .route("/cron", get(cron))
+        .route("/jobs", get(super::admin_jobs::list))
+        .route("/jobs/{id}", get(super::admin_jobs::get))
 }
 
 /// Answers `view` for callers with the `admin` role.
-async fn admin<F>(shared: &Shared, headers: &HeaderMap, view: F) -> Response
+pub(super) async fn admin<F>(shared: &Shared, headers: &HeaderMap, view: F) -> Response
 where
     F: std::future::Future<Output = Result<Value>>,
 {
