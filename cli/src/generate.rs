@@ -29,7 +29,13 @@ pub struct Args {
 
 /// `forge generate` in `root`, as `forge new` runs it after writing files.
 pub fn run_in(root: &Path) -> Result<Outcome, Fatal> {
-    run(Some(root), &Args { check: false, emit_ir: None })
+    run(
+        Some(root),
+        &Args {
+            check: false,
+            emit_ir: None,
+        },
+    )
 }
 
 pub fn run(project: Option<&Path>, args: &Args) -> Result<Outcome, Fatal> {

@@ -14,7 +14,9 @@ use support::{forge, stderr};
 /// shares with the workspace in the same configuration is compiled once, not again.
 fn shared_target() -> PathBuf {
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    tmp.parent().expect("CARGO_TARGET_TMPDIR is <target>/tmp").to_path_buf()
+    tmp.parent()
+        .expect("CARGO_TARGET_TMPDIR is <target>/tmp")
+        .to_path_buf()
 }
 
 fn cargo(dir: &Path, args: &[&str]) -> Output {
@@ -96,13 +98,20 @@ fn a_typescript_project_builds_checks_clean_and_passes_its_tests() {
     );
     assert!(app.join(".git").is_dir(), "a new repository");
     assert_ok("forge check", &forge(&app, &["check"]));
-    assert_ok("forge generate --check", &forge(&app, &["generate", "--check"]));
+    assert_ok(
+        "forge generate --check",
+        &forge(&app, &["generate", "--check"]),
+    );
     assert_ok("cargo test", &cargo(&app, &["test", "--quiet"]));
 
     // The frontend type-checks against the generated client with the pinned compiler.
     let frontend = app.join("frontend");
     let tsc = forge_tests::typescript::ensure_tsc();
-    let output = Command::new(tsc).args(["--noEmit", "-p"]).arg(&frontend).output().expect("tsc runs");
+    let output = Command::new(tsc)
+        .args(["--noEmit", "-p"])
+        .arg(&frontend)
+        .output()
+        .expect("tsc runs");
     assert_ok("tsc -p frontend", &output);
 }
 
@@ -135,32 +144,61 @@ fn a_backend_only_project_gets_every_handler_scaffold_and_still_checks_clean() {
     );
     assert!(app.join("src/models/blog_post.rs").is_file());
     let lib = std::fs::read_to_string(app.join("src/lib.rs")).expect("lib.rs");
-    assert!(lib.contains("pub mod functions;\npub mod models;\n"), "{lib}");
+    assert!(
+        lib.contains("pub mod functions;\npub mod models;\n"),
+        "{lib}"
+    );
 
     let output = forge(&app, &["check"]);
     assert_ok("forge check after every scaffold", &output);
-    assert_ok("forge generate --check", &forge(&app, &["generate", "--check"]));
-    assert_ok("cargo check", &cargo(&app, &["check", "--quiet", "--all-targets"]));
+    assert_ok(
+        "forge generate --check",
+        &forge(&app, &["generate", "--check"]),
+    );
+    assert_ok(
+        "cargo check",
+        &cargo(&app, &["check", "--quiet", "--all-targets"]),
+    );
 
     // Never overwrites, and says why.
     let before = std::fs::read_to_string(app.join("src/functions/list_posts.rs")).expect("file");
     let output = forge(&app, &["new", "query", "list_posts"]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("already exists"), "{}", stderr(&output));
-    assert_eq!(std::fs::read_to_string(app.join("src/functions/list_posts.rs")).expect("file"), before);
+    assert!(
+        stderr(&output).contains("already exists"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(
+        std::fs::read_to_string(app.join("src/functions/list_posts.rs")).expect("file"),
+        before
+    );
 
     let output = forge(&app, &["new", "querry", "x"]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("is not a handler kind"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("is not a handler kind"),
+        "{}",
+        stderr(&output)
+    );
     let output = forge(&app, &["new", "query", "ListPosts"]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("snake_case"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("snake_case"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
 fn refused_names_and_directories_leave_nothing_behind() {
     let parent = tempfile::tempdir().expect("temp dir");
-    for (name, why) in [("fn", "keyword"), ("forge", "depends on"), ("9lives", "start with a letter"), ("a/b", "contains")] {
+    for (name, why) in [
+        ("fn", "keyword"),
+        ("forge", "depends on"),
+        ("9lives", "start with a letter"),
+        ("a/b", "contains"),
+    ] {
         let output = forge(parent.path(), &["new", name, "--yes"]);
         assert_eq!(output.status.code(), Some(2), "{name}");
         assert!(stderr(&output).contains(why), "{name}: {}", stderr(&output));
@@ -170,11 +208,22 @@ fn refused_names_and_directories_leave_nothing_behind() {
     std::fs::write(occupied.join("notes.txt"), "mine").expect("write");
     let output = forge(parent.path(), &["new", "occupied", "--yes"]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("is not empty"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("is not empty"),
+        "{}",
+        stderr(&output)
+    );
     assert_eq!(files(&occupied), ["notes.txt"]);
-    let output = forge(parent.path(), &["new", "app", "--yes", "--forge-path", "/nonexistent"]);
+    let output = forge(
+        parent.path(),
+        &["new", "app", "--yes", "--forge-path", "/nonexistent"],
+    );
     assert_eq!(output.status.code(), Some(2));
-    assert_eq!(files(parent.path()), ["occupied/notes.txt"], "nothing else was written");
+    assert_eq!(
+        files(parent.path()),
+        ["occupied/notes.txt"],
+        "nothing else was written"
+    );
 
     // Without a terminal forge never waits for an answer.
     let output = Command::new(env!("CARGO_BIN_EXE_forge"))
@@ -184,7 +233,11 @@ fn refused_names_and_directories_leave_nothing_behind() {
         .output()
         .expect("forge runs");
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("needs the project's name"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("needs the project's name"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
@@ -192,7 +245,18 @@ fn an_empty_directory_is_filled_and_output_names_it() {
     let parent = tempfile::tempdir().expect("temp dir");
     let target = parent.path().join("nested/place");
     std::fs::create_dir_all(&target).expect("mkdir");
-    let output = forge(parent.path(), &["new", "placed", "--frontend", "none", "--yes", "--output", "nested/place"]);
+    let output = forge(
+        parent.path(),
+        &[
+            "new",
+            "placed",
+            "--frontend",
+            "none",
+            "--yes",
+            "--output",
+            "nested/place",
+        ],
+    );
     assert_ok("forge new --output", &output);
     assert!(target.join("Cargo.toml").is_file());
     let manifest = std::fs::read_to_string(target.join("Cargo.toml")).expect("Cargo.toml");
@@ -210,18 +274,26 @@ fn prompts_ask_for_what_was_not_given() {
     use expectrl::Eof;
     let parent = tempfile::tempdir().expect("temp dir");
     let mut command = Command::new(env!("CARGO_BIN_EXE_forge"));
-    command.args(["new", "--output", "asked"]).current_dir(parent.path()).env("NO_COLOR", "1");
+    command
+        .args(["new", "--output", "asked"])
+        .current_dir(parent.path())
+        .env("NO_COLOR", "1");
     let mut session = expectrl::Session::spawn(command).expect("spawn forge in a pty");
     session.set_expect_timeout(Some(std::time::Duration::from_secs(20)));
     session.expect("Project name").expect("asks for the name");
     session.send_line("fn").expect("type a keyword");
-    session.expect("keyword").expect("refuses it and asks again");
+    session
+        .expect("keyword")
+        .expect("refuses it and asks again");
     session.send_line("asked_app").expect("type a good name");
     session.expect("Frontend").expect("asks for the frontend");
     // Down twice to "none", then Enter.
     session.send("\x1b[B\x1b[B\r").expect("choose none");
-    session.expect("Created asked_app").expect("creates the project");
+    session
+        .expect("Created asked_app")
+        .expect("creates the project");
     session.expect(Eof).expect("exits");
-    let forge_toml = std::fs::read_to_string(parent.path().join("asked/forge.toml")).expect("forge.toml");
+    let forge_toml =
+        std::fs::read_to_string(parent.path().join("asked/forge.toml")).expect("forge.toml");
     assert!(forge_toml.contains(r#"targets = ["rust"]"#), "{forge_toml}");
 }

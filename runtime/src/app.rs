@@ -46,7 +46,12 @@ impl App {
 
     /// Starts the node and serves until SIGINT or SIGTERM, then shuts down gracefully.
     pub async fn run(self) -> Result<()> {
+        // Colour only for a person at a terminal, never with NO_COLOR set.
+        let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
         let _ = tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_ansi(colour)
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_default_env()
                     .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),

@@ -84,7 +84,11 @@ impl std::error::Error for CallError {}
 
 impl TestClient {
     pub fn new(node: &crate::Running) -> TestClient {
-        TestClient { base: format!("http://{}", node.addr()), token: None, http: reqwest::Client::new() }
+        TestClient {
+            base: format!("http://{}", node.addr()),
+            token: None,
+            http: reqwest::Client::new(),
+        }
     }
 
     /// Sends `token` as the bearer token of every call.
@@ -95,8 +99,15 @@ impl TestClient {
 
     /// Calls the query or mutation `name` with `args` (an object of its parameters by
     /// name) and returns the envelope's `data`, or its error.
-    pub async fn call(&self, name: &str, args: serde_json::Value) -> Result<serde_json::Value, CallError> {
-        let mut request = self.http.post(format!("{}/_api/rpc/{name}", self.base)).json(&json!({ "args": args }));
+    pub async fn call(
+        &self,
+        name: &str,
+        args: serde_json::Value,
+    ) -> Result<serde_json::Value, CallError> {
+        let mut request = self
+            .http
+            .post(format!("{}/_api/rpc/{name}", self.base))
+            .json(&json!({ "args": args }));
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }

@@ -194,7 +194,9 @@ async fn failing_daemons_are_restarted_with_backoff() {
     let gaps: Vec<Duration> = starts.windows(2).map(|w| w[1] - w[0]).collect();
     for (gap, at_least) in gaps.iter().zip([100, 200, 400]) {
         assert!(*gap >= Duration::from_millis(at_least), "{gaps:?}");
-        assert!(*gap < Duration::from_millis(at_least + 500), "{gaps:?}");
+        // Generous: a panic's backtrace alone can take a few hundred milliseconds to print
+        // in a debug build on a busy machine.
+        assert!(*gap < Duration::from_millis(at_least + 2000), "{gaps:?}");
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(

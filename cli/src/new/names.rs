@@ -12,7 +12,17 @@ const KEYWORDS: &[&str] = &[
 
 /// Crate names that would clash with what every forge project depends on or with Rust's
 /// own crates.
-const TAKEN: &[&str] = &["forge", "std", "core", "alloc", "proc_macro", "test", "serde", "sqlx", "tokio"];
+const TAKEN: &[&str] = &[
+    "forge",
+    "std",
+    "core",
+    "alloc",
+    "proc_macro",
+    "test",
+    "serde",
+    "sqlx",
+    "tokio",
+];
 
 /// A project name: a valid crate name (ASCII letters, digits, `-`, `_`, starting with a
 /// letter), at most 64 characters, neither a keyword nor a crate every project uses.
@@ -27,14 +37,21 @@ pub fn check_project(name: &str) -> Result<(), String> {
     if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
         return Err(format!("`{name}` must start with a letter"));
     }
-    if let Some(bad) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
-        return Err(format!("`{name}` contains `{bad}`; use letters, digits, `-` and `_`"));
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+    {
+        return Err(format!(
+            "`{name}` contains `{bad}`; use letters, digits, `-` and `_`"
+        ));
     }
     if KEYWORDS.contains(&ident.as_str()) {
         return Err(format!("`{name}` is a Rust keyword"));
     }
     if TAKEN.contains(&ident.as_str()) {
-        return Err(format!("`{name}` is the name of a crate every forge project depends on"));
+        return Err(format!(
+            "`{name}` is the name of a crate every forge project depends on"
+        ));
     }
     Ok(())
 }
@@ -43,9 +60,13 @@ pub fn check_project(name: &str) -> Result<(), String> {
 pub fn check_handler(name: &str) -> Result<(), String> {
     let snake = !name.is_empty()
         && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if !snake {
-        return Err(format!("`{name}` is not a snake_case name such as `list_posts`"));
+        return Err(format!(
+            "`{name}` is not a snake_case name such as `list_posts`"
+        ));
     }
     if KEYWORDS.contains(&name) {
         return Err(format!("`{name}` is a Rust keyword"));
@@ -59,7 +80,9 @@ pub fn pascal_case(name: &str) -> String {
         .filter(|part| !part.is_empty())
         .map(|part| {
             let mut chars = part.chars();
-            chars.next().map_or_else(String::new, |first| first.to_ascii_uppercase().to_string() + chars.as_str())
+            chars.next().map_or_else(String::new, |first| {
+                first.to_ascii_uppercase().to_string() + chars.as_str()
+            })
         })
         .collect()
 }

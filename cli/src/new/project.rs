@@ -32,13 +32,15 @@ pub fn run(args: &Args, name: Option<&String>) -> Result<Outcome, Fatal> {
             ))
         }
     };
-    names::check_project(&name).map_err(|why| Fatal(format!("{why}; choose another project name")))?;
+    names::check_project(&name)
+        .map_err(|why| Fatal(format!("{why}; choose another project name")))?;
     let frontend = match args.frontend {
         Some(frontend) => frontend,
         None if asking => prompt_frontend()?,
         None => Frontend::Ts,
     };
-    let cwd = std::env::current_dir().map_err(|e| Fatal(format!("cannot read the current directory: {e}")))?;
+    let cwd = std::env::current_dir()
+        .map_err(|e| Fatal(format!("cannot read the current directory: {e}")))?;
     let destination = cwd.join(args.output.clone().unwrap_or_else(|| PathBuf::from(&name)));
     refuse_non_empty(&destination)?;
     let runtime = runtime_dependency(args.forge_path.as_deref())?;
@@ -64,38 +66,62 @@ pub fn run(args: &Args, name: Option<&String>) -> Result<Outcome, Fatal> {
     let parent = destination
         .parent()
         .ok_or_else(|| Fatal(format!("{} has no parent directory", destination.display())))?;
-    std::fs::create_dir_all(parent).map_err(|e| Fatal(format!("cannot create {}: {e}", parent.display())))?;
+    std::fs::create_dir_all(parent)
+        .map_err(|e| Fatal(format!("cannot create {}: {e}", parent.display())))?;
     let staging = tempfile::Builder::new()
         .prefix(".forge-new-")
         .tempdir_in(parent)
-        .map_err(|e| Fatal(format!("cannot create a temporary directory in {}: {e}", parent.display())))?;
+        .map_err(|e| {
+            Fatal(format!(
+                "cannot create a temporary directory in {}: {e}",
+                parent.display()
+            ))
+        })?;
     let mut files = templates::render_dir("project", &context)?;
     match frontend {
-        Frontend::Ts => files.extend(prefixed("frontend", templates::render_dir("frontend/ts", &context)?)),
-        Frontend::Dioxus => files.extend(prefixed("frontend", templates::render_dir("frontend/dioxus", &context)?)),
+        Frontend::Ts => files.extend(prefixed(
+            "frontend",
+            templates::render_dir("frontend/ts", &context)?,
+        )),
+        Frontend::Dioxus => files.extend(prefixed(
+            "frontend",
+            templates::render_dir("frontend/dioxus", &context)?,
+        )),
         Frontend::None => {}
     }
     for file in &files {
         let path = staging.path().join(&file.path);
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| Fatal(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Fatal(format!("cannot create {}: {e}", dir.display())))?;
         }
-        std::fs::write(&path, &file.contents).map_err(|e| Fatal(format!("cannot write {}: {e}", path.display())))?;
+        std::fs::write(&path, &file.contents)
+            .map_err(|e| Fatal(format!("cannot write {}: {e}", path.display())))?;
     }
     // The glue, the client and forge.lock, so the project builds as it is.
     if let Outcome::Problems = crate::generate::run_in(staging.path())? {
-        return Err(Fatal("the new project does not pass forge generate; this is a bug in forge's templates".into()));
+        return Err(Fatal(
+            "the new project does not pass forge generate; this is a bug in forge's templates"
+                .into(),
+        ));
     }
     let _ = std::fs::remove_dir_all(staging.path().join("target"));
 
     if destination.exists() {
-        std::fs::remove_dir(&destination)
-            .map_err(|e| Fatal(format!("cannot replace the empty directory {}: {e}", destination.display())))?;
+        std::fs::remove_dir(&destination).map_err(|e| {
+            Fatal(format!(
+                "cannot replace the empty directory {}: {e}",
+                destination.display()
+            ))
+        })?;
     }
     let staged = staging.keep();
     std::fs::rename(&staged, &destination).map_err(|e| {
         let _ = std::fs::remove_dir_all(&staged);
-        Fatal(format!("cannot move the project to {}: {e}", destination.display()))
+        Fatal(format!(
+            "cannot move the project to {}: {e}",
+            destination.display()
+        ))
     })?;
     let git = git_init(&destination);
 
@@ -109,7 +135,10 @@ pub fn run(args: &Args, name: Option<&String>) -> Result<Outcome, Fatal> {
     Ok(Outcome::Clean)
 }
 
-fn prefixed(dir: &str, files: Vec<templates::Rendered>) -> impl Iterator<Item = templates::Rendered> + '_ {
+fn prefixed(
+    dir: &str,
+    files: Vec<templates::Rendered>,
+) -> impl Iterator<Item = templates::Rendered> + '_ {
     files.into_iter().map(move |mut file| {
         file.path = format!("{dir}/{}", file.path);
         file
@@ -127,7 +156,11 @@ fn prompt_name() -> Result<String, Fatal> {
 fn prompt_frontend() -> Result<Frontend, Fatal> {
     let choice = dialoguer::Select::new()
         .with_prompt("Frontend")
-        .items(&["TypeScript client", "Dioxus (Rust) client", "none (backend only)"])
+        .items(&[
+            "TypeScript client",
+            "Dioxus (Rust) client",
+            "none (backend only)",
+        ])
         .default(0)
         .interact()
         .map_err(|e| Fatal(format!("cannot read the answer: {e}")))?;
@@ -136,7 +169,10 @@ fn prompt_frontend() -> Result<Frontend, Fatal> {
 
 fn refuse_non_empty(destination: &Path) -> Result<(), Fatal> {
     if destination.is_file() {
-        return Err(Fatal(format!("{} is a file; choose another name or --output DIR", destination.display())));
+        return Err(Fatal(format!(
+            "{} is a file; choose another name or --output DIR",
+            destination.display()
+        )));
     }
     let entries = match std::fs::read_dir(destination) {
         Ok(entries) => entries,
@@ -185,8 +221,12 @@ fn runtime_dependency(explicit: Option<&Path>) -> Result<Runtime, Fatal> {
         None if checkout.join("Cargo.toml").is_file() => checkout,
         None => return Ok(Runtime::Version(env!("CARGO_PKG_VERSION"))),
     };
-    let manifest = std::fs::read_to_string(path.join("Cargo.toml"))
-        .map_err(|e| Fatal(format!("--forge-path {}: cannot read its Cargo.toml: {e}", path.display())))?;
+    let manifest = std::fs::read_to_string(path.join("Cargo.toml")).map_err(|e| {
+        Fatal(format!(
+            "--forge-path {}: cannot read its Cargo.toml: {e}",
+            path.display()
+        ))
+    })?;
     let is_forge = manifest
         .parse::<toml::Table>()
         .ok()
@@ -213,7 +253,11 @@ fn git_init(dir: &Path) -> String {
     match inside {
         Err(_) => " (git not found: no repository created)".to_owned(),
         Ok(output) if output.status.success() => String::new(),
-        Ok(_) => match Command::new("git").args(["init", "-q"]).current_dir(dir).status() {
+        Ok(_) => match Command::new("git")
+            .args(["init", "-q"])
+            .current_dir(dir)
+            .status()
+        {
             Ok(status) if status.success() => " (a new git repository)".to_owned(),
             _ => " (git init failed: no repository created)".to_owned(),
         },

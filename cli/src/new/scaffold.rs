@@ -94,7 +94,10 @@ pub fn run(project: Option<&Path>, kind: Kind, name: &str) -> Result<Outcome, Fa
     let module_dir = src.join(kind.module());
     let file = module_dir.join(format!("{file_name}.rs"));
     if file.exists() {
-        return Err(Fatal(format!("{} already exists; forge new never overwrites a file", file.display())));
+        return Err(Fatal(format!(
+            "{} already exists; forge new never overwrites a file",
+            file.display()
+        )));
     }
     let contents = templates::render_file(kind.template(), &context)?;
 
@@ -109,13 +112,17 @@ pub fn run(project: Option<&Path>, kind: Kind, name: &str) -> Result<Outcome, Fa
     };
     let crate_root = crate_root(&src)?;
 
-    std::fs::create_dir_all(&module_dir).map_err(|e| Fatal(format!("cannot create {}: {e}", module_dir.display())))?;
+    std::fs::create_dir_all(&module_dir)
+        .map_err(|e| Fatal(format!("cannot create {}: {e}", module_dir.display())))?;
     write_new(&file, &contents)?;
     add_mod(&module_file, &file_name)?;
     if new_module {
         add_mod(&crate_root, kind.module())?;
     }
-    eprintln!("Created {}", file.strip_prefix(&project.root).unwrap_or(&file).display());
+    eprintln!(
+        "Created {}",
+        file.strip_prefix(&project.root).unwrap_or(&file).display()
+    );
     crate::generate::run_in(&project.root)
 }
 
@@ -135,7 +142,8 @@ fn write_new(path: &Path, contents: &str) -> Result<(), Fatal> {
         .create_new(true)
         .open(path)
         .map_err(|e| Fatal(format!("cannot create {}: {e}", path.display())))?;
-    file.write_all(contents.as_bytes()).map_err(|e| Fatal(format!("cannot write {}: {e}", path.display())))
+    file.write_all(contents.as_bytes())
+        .map_err(|e| Fatal(format!("cannot write {}: {e}", path.display())))
 }
 
 /// Adds `pub mod <name>;` to `file` (created when missing) after its last `mod` line, unless
@@ -159,12 +167,16 @@ fn add_mod(file: &Path, name: &str) -> Result<(), Fatal> {
         let line = line.trim_start();
         line.starts_with("mod ") || line.starts_with("pub mod ")
     };
-    let at = lines.iter().rposition(is_mod).map_or_else(|| first_code_line(&lines), |i| i + 1);
+    let at = lines
+        .iter()
+        .rposition(is_mod)
+        .map_or_else(|| first_code_line(&lines), |i| i + 1);
     let declaration = format!("pub mod {name};");
     lines.insert(at, &declaration);
     let mut updated = lines.join("\n");
     updated.push('\n');
-    std::fs::write(file, updated).map_err(|e| Fatal(format!("cannot write {}: {e}", file.display())))
+    std::fs::write(file, updated)
+        .map_err(|e| Fatal(format!("cannot write {}: {e}", file.display())))
 }
 
 /// Where a first `mod` line goes: after the leading inner doc comments and attributes.

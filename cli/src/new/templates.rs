@@ -35,7 +35,10 @@ pub fn render_dir(dir: &str, context: &impl Serialize) -> Result<Vec<Rendered>, 
         .map(|file| {
             let relative = file.path().strip_prefix(dir).unwrap_or(file.path());
             let path = output_path(&relative.to_string_lossy());
-            Ok(Rendered { contents: render(&file.path().to_string_lossy(), file.contents(), context)?, path })
+            Ok(Rendered {
+                contents: render(&file.path().to_string_lossy(), file.contents(), context)?,
+                path,
+            })
         })
         .collect()
 }
@@ -56,7 +59,8 @@ fn collect<'a>(dir: &'a Dir<'a>, out: &mut Vec<&'a include_dir::File<'a>>) {
 }
 
 fn render(name: &str, source: &[u8], context: &impl Serialize) -> Result<String, Fatal> {
-    let source = std::str::from_utf8(source).map_err(|_| Fatal(format!("template {name} is not UTF-8")))?;
+    let source =
+        std::str::from_utf8(source).map_err(|_| Fatal(format!("template {name} is not UTF-8")))?;
     environment()
         .render_str(source, context)
         .map_err(|e| Fatal(format!("template {name}: {e}")))

@@ -57,9 +57,11 @@ pub async fn singleton(ctx: &DaemonContext) -> Result<()> {
         .execute(ctx.db())
         .await?;
     ctx.shutdown().await;
-    sqlx::query("UPDATE singleton_runs SET stopped_at = now() WHERE pid = $1 AND stopped_at IS NULL")
-        .bind(pid())
-        .execute(ctx.db())
-        .await?;
+    sqlx::query(
+        "UPDATE singleton_runs SET stopped_at = now() WHERE pid = $1 AND stopped_at IS NULL",
+    )
+    .bind(pid())
+    .execute(ctx.db())
+    .await?;
     Ok(())
 }

@@ -1,5 +1,5 @@
-mod forge_generated;
 mod cluster;
+mod forge_generated;
 mod notes;
 
 #[tokio::main]

@@ -82,4 +82,3 @@ pub async fn index_note(ctx: &JobContext, input: IndexNote) -> Result<()> {
         .await?;
     Ok(())
 }
-

@@ -32,7 +32,10 @@ async fn wait_for<T>(what: &str, within: Duration, mut probe: impl AsyncFnMut() 
         if let Some(value) = probe().await {
             return value;
         }
-        assert!(Instant::now() < deadline, "{what} did not happen within {within:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen within {within:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -68,15 +71,29 @@ async fn cron_and_the_singleton_daemon_run_once_and_move_when_the_leader_dies() 
 
     // Ten ticks with two nodes up.
     wait_for("ten ticks", Duration::from_secs(20), async || {
-        let ticks: i64 = sqlx::query_scalar("SELECT count(*) FROM tick_runs").fetch_one(pool).await.ok()?;
+        let ticks: i64 = sqlx::query_scalar("SELECT count(*) FROM tick_runs")
+            .fetch_one(pool)
+            .await
+            .ok()?;
         (ticks >= 10).then_some(())
     })
     .await;
     let leader = leader_pid(pool).await.expect("a leader");
-    assert_eq!(ticks_ran_once(pool).await.iter().map(|(pid, _)| *pid).collect::<Vec<_>>(), [leader]);
+    assert_eq!(
+        ticks_ran_once(pool)
+            .await
+            .iter()
+            .map(|(pid, _)| *pid)
+            .collect::<Vec<_>>(),
+        [leader]
+    );
     assert_eq!(running_singletons(pool).await, [leader]);
 
-    let (dead, survivor) = if leader == first.pid() { (first, second) } else { (second, first) };
+    let (dead, survivor) = if leader == first.pid() {
+        (first, second)
+    } else {
+        (second, first)
+    };
     let survivor_pid = survivor.pid();
     dead.kill();
     let killed = Instant::now();
@@ -86,7 +103,10 @@ async fn cron_and_the_singleton_daemon_run_once_and_move_when_the_leader_dies() 
     .await;
     let failover = killed.elapsed();
     // The bound for a leader that dies: one follower retry, at most a second.
-    assert!(failover < Duration::from_secs(2), "failover took {failover:?}");
+    assert!(
+        failover < Duration::from_secs(2),
+        "failover took {failover:?}"
+    );
     wait_for("the survivor ticking", Duration::from_secs(5), async || {
         let by_survivor: i64 = sqlx::query_scalar("SELECT count(*) FROM tick_runs WHERE pid = $1")
             .bind(survivor_pid)
@@ -97,9 +117,16 @@ async fn cron_and_the_singleton_daemon_run_once_and_move_when_the_leader_dies() 
     })
     .await;
     ticks_ran_once(pool).await;
-    wait_for("the singleton on the survivor", Duration::from_secs(5), async || {
-        running_singletons(pool).await.contains(&survivor_pid).then_some(())
-    })
+    wait_for(
+        "the singleton on the survivor",
+        Duration::from_secs(5),
+        async || {
+            running_singletons(pool)
+                .await
+                .contains(&survivor_pid)
+                .then_some(())
+        },
+    )
     .await;
     eprintln!("failover after SIGKILL of the leader: {failover:?}");
     assert!(survivor.terminate().success());
@@ -124,23 +151,42 @@ async fn a_job_whose_worker_is_killed_completes_once_elsewhere() {
     assert_eq!(response["success"], true, "{response}");
 
     let runner: i32 = wait_for("the job starting", Duration::from_secs(5), async || {
-        sqlx::query_scalar("SELECT pid FROM job_attempts WHERE marker = 'm1'").fetch_optional(pool).await.ok()?
+        sqlx::query_scalar("SELECT pid FROM job_attempts WHERE marker = 'm1'")
+            .fetch_optional(pool)
+            .await
+            .ok()?
     })
     .await;
-    let (victim, survivor) = if runner == first.pid() { (first, second) } else { (second, first) };
+    let (victim, survivor) = if runner == first.pid() {
+        (first, second)
+    } else {
+        (second, first)
+    };
     let survivor_pid = survivor.pid();
     victim.kill();
 
-    wait_for("the job completing on the survivor", Duration::from_secs(15), async || {
-        let status: String =
-            sqlx::query_scalar("SELECT status FROM forge_jobs WHERE name = 'slow_job'").fetch_one(pool).await.ok()?;
-        (status == "completed").then_some(())
-    })
+    wait_for(
+        "the job completing on the survivor",
+        Duration::from_secs(15),
+        async || {
+            let status: String =
+                sqlx::query_scalar("SELECT status FROM forge_jobs WHERE name = 'slow_job'")
+                    .fetch_one(pool)
+                    .await
+                    .ok()?;
+            (status == "completed").then_some(())
+        },
+    )
     .await;
-    let attempts: Vec<(i32, bool)> = sqlx::query_as("SELECT pid, finished FROM job_attempts WHERE marker = 'm1' ORDER BY at")
-        .fetch_all(pool)
-        .await
-        .expect("attempts");
-    assert_eq!(attempts, [(runner, false), (survivor_pid, true)], "killed once, completed once elsewhere");
+    let attempts: Vec<(i32, bool)> =
+        sqlx::query_as("SELECT pid, finished FROM job_attempts WHERE marker = 'm1' ORDER BY at")
+            .fetch_all(pool)
+            .await
+            .expect("attempts");
+    assert_eq!(
+        attempts,
+        [(runner, false), (survivor_pid, true)],
+        "killed once, completed once elsewhere"
+    );
     assert!(survivor.terminate().success());
 }

@@ -77,7 +77,7 @@ async fn the_generated_client_talks_to_the_served_app() {
     }
     // The once-a-second cron ran on this single node, the leader.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while sqlx::query_scalar::<_, i64>("SELECT count(*) FROM ticks")
+    while sqlx::query_scalar::<_, i64>("SELECT count(*) FROM tick_runs")
         .fetch_one(db.pool())
         .await
         .expect("count ticks")

@@ -97,4 +97,3 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
-
