@@ -42,6 +42,8 @@ struct Options {
     warmup: Duration,
     duration: Duration,
     rounds: usize,
+    /// `forge` or `bare`: load only that server (for profiling one side).
+    only: Option<String>,
 }
 
 fn options() -> Options {
@@ -52,6 +54,7 @@ fn options() -> Options {
         warmup: Duration::from_secs(2),
         duration: Duration::from_secs(5),
         rounds: 3,
+        only: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -74,9 +77,10 @@ fn options() -> Options {
             "--warmup" => options.warmup = Duration::from_secs(number()),
             "--duration" => options.duration = Duration::from_secs(number()),
             "--rounds" => options.rounds = number() as usize,
+            "--only" if value == "forge" || value == "bare" => options.only = Some(value),
             _ => panic!(
                 "unknown option {flag}; options: --rows --pool --connections --warmup \
-                 --duration (seconds) --rounds"
+                 --duration (seconds) --rounds --only forge|bare"
             ),
         }
     }
@@ -173,16 +177,23 @@ async fn start_bare(url: &str, pool_size: u32) -> (SocketAddr, PgPool) {
     (addr, pool)
 }
 
-/// One measured run: requests answered within the window and their latencies.
+/// One measured run: requests answered within the window, their latencies, and the CPU
+/// time the server runtime's threads spent meanwhile.
 struct Run {
     requests: u64,
     elapsed: Duration,
     latencies_us: Vec<u32>,
+    server_cpu: Duration,
 }
 
 impl Run {
     fn rate(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// Server CPU per request: less sensitive to other load on the machine than req/s.
+    fn cpu_us(&self) -> f64 {
+        self.server_cpu.as_secs_f64() * 1e6 / self.requests as f64
     }
 
     fn percentile(&self, p: f64) -> f64 {
@@ -254,7 +265,32 @@ async fn load(
         requests: latencies_us.len() as u64,
         elapsed: duration,
         latencies_us,
+        server_cpu: Duration::ZERO,
     }
+}
+
+const SERVER_THREAD: &str = "bench-server";
+
+/// CPU time used so far by the server runtime's threads (Linux: each thread's
+/// `schedstat`); zero elsewhere.
+fn server_cpu() -> Duration {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Duration::ZERO;
+    };
+    let mut nanos = 0u64;
+    for task in tasks.flatten() {
+        let path = task.path();
+        let is_server = std::fs::read_to_string(path.join("comm"))
+            .is_ok_and(|comm| comm.trim_end() == SERVER_THREAD);
+        if !is_server {
+            continue;
+        }
+        nanos += std::fs::read_to_string(path.join("schedstat"))
+            .ok()
+            .and_then(|stat| stat.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0);
+    }
+    Duration::from_nanos(nanos)
 }
 
 /// Runs the load generator on a thread of its own with a current-thread runtime.
@@ -266,11 +302,21 @@ fn drive(addr: SocketAddr, options: &Options) -> Run {
         options.duration,
     );
     std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
+        let client = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .unwrap()
-            .block_on(load(addr, rows, connections, warmup, duration))
+            .unwrap();
+        // The server's CPU over the measured window: sampled when warm-up ends and when
+        // the window closes.
+        let cpu = std::thread::spawn(move || {
+            std::thread::sleep(warmup);
+            let before = server_cpu();
+            std::thread::sleep(duration);
+            server_cpu().saturating_sub(before)
+        });
+        let mut run = client.block_on(load(addr, rows, connections, warmup, duration));
+        run.server_cpu = cpu.join().unwrap();
+        run
     })
     .join()
     .unwrap()
@@ -302,6 +348,7 @@ async fn same_answers(forge: SocketAddr, bare: SocketAddr) {
 fn main() {
     let options = options();
     let server = tokio::runtime::Builder::new_multi_thread()
+        .thread_name(SERVER_THREAD)
         .enable_all()
         .build()
         .unwrap();
@@ -351,14 +398,31 @@ fn main() {
     );
     let report = |label: &str, run: &Run| {
         eprintln!(
-            "  {label:<5} {:>8.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms",
+            "  {label:<5} {:>8.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms   server CPU {:>5.1} us/req",
             run.rate(),
             run.percentile(0.50),
-            run.percentile(0.99)
+            run.percentile(0.99),
+            run.cpu_us(),
         );
     };
     let mut ratios = Vec::new();
     let (mut forge_runs, mut bare_runs) = (Vec::new(), Vec::new());
+    if let Some(only) = &options.only {
+        let addr = if only == "forge" {
+            forge_addr
+        } else {
+            bare_addr
+        };
+        for round in 0..options.rounds {
+            eprintln!("round {}", round + 1);
+            report(only, &drive(addr, &options));
+        }
+        server.block_on(async move {
+            node.shutdown().await.unwrap();
+            bare_pool.close().await;
+        });
+        return;
+    }
     for round in 0..options.rounds {
         eprintln!("round {}", round + 1);
         let (forge, bare) = if round % 2 == 0 {
@@ -382,13 +446,17 @@ fn main() {
     let forge_rate = median(forge_runs.iter().map(Run::rate).collect());
     let bare_rate = median(bare_runs.iter().map(Run::rate).collect());
     let p = |runs: &[Run], q: f64| median(runs.iter().map(|r| r.percentile(q)).collect());
+    let cpu = |runs: &[Run]| median(runs.iter().map(Run::cpu_us).collect());
     println!(
-        "forge {forge_rate:.0} req/s (p50 {:.2} ms, p99 {:.2} ms); bare axum + sqlx {bare_rate:.0} req/s \
-         (p50 {:.2} ms, p99 {:.2} ms); forge/bare {:.2}x (median of {} rounds; per round: {})",
+        "forge {forge_rate:.0} req/s (p50 {:.2} ms, p99 {:.2} ms, {:.1} us CPU/req); \
+         bare axum + sqlx {bare_rate:.0} req/s (p50 {:.2} ms, p99 {:.2} ms, {:.1} us CPU/req); \
+         forge/bare {:.2}x (median of {} rounds; per round: {})",
         p(&forge_runs, 0.5),
         p(&forge_runs, 0.99),
+        cpu(&forge_runs),
         p(&bare_runs, 0.5),
         p(&bare_runs, 0.99),
+        cpu(&bare_runs),
         median(ratios.clone()),
         options.rounds,
         ratios
