@@ -178,7 +178,8 @@ async fn a_runner_killed_mid_migration_leaves_a_state_the_next_run_completes() {
     for _ in 0..200 {
         sleeping = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
-                            WHERE datname = current_database() AND query LIKE 'SELECT pg_sleep%')",
+                            WHERE datname = current_database() AND pid <> pg_backend_pid()
+                              AND state = 'active' AND query LIKE '%SELECT pg_sleep(1.5)%')",
         )
         .fetch_one(db.pool())
         .await

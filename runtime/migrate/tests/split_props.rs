@@ -294,12 +294,15 @@ fn select_statement() -> impl Strategy<Value = Runnable> {
     })
 }
 
-/// A temporary table named with any characters, filled from a literal.
+/// A temporary table named with any characters, filled from a literal. Two in a file may
+/// get one name, hence `IF NOT EXISTS` (and `OR REPLACE` for functions).
 fn create_table_statement() -> impl Strategy<Value = Runnable> {
     (identifier("t"), sep(), literal(), identifier("c")).prop_map(
         |(table, s, (literal, _), column)| {
             (
-                format!("CREATE TEMP TABLE {table}{s}AS SELECT {literal} AS {column}"),
+                format!(
+                    "CREATE TEMP TABLE IF NOT EXISTS {table}{s}AS SELECT {literal} AS {column}"
+                ),
                 None,
             )
         },
@@ -322,7 +325,8 @@ fn function_statements() -> impl Strategy<Value = Vec<Runnable>> {
             vec![
                 (
                     format!(
-                        "CREATE FUNCTION pg_temp.{name}() RETURNS text LANGUAGE plpgsql AS {}",
+                        "CREATE OR REPLACE FUNCTION pg_temp.{name}() RETURNS text LANGUAGE plpgsql \
+                         AS {}",
                         dollar_quote(start, &body)
                     ),
                     None,
@@ -415,7 +419,11 @@ fn generated_pieces_run_on_postgres() {
         .expect("connect");
     // The runner takes a `Fn`; the cases run one after the other.
     let conn = std::cell::RefCell::new(conn);
-    let mut runner = TestRunner::new(config(256));
+    // No regression file: the runner is not the `proptest!` macro and knows no source file.
+    let mut runner = TestRunner::new(ProptestConfig {
+        failure_persistence: None,
+        ..config(256)
+    });
     let result = runner.run(&runnable_file(), |(sql, expected)| {
         runtime.block_on(run_pieces(&mut conn.borrow_mut(), &sql, &expected))
     });

@@ -159,6 +159,18 @@ pub async fn release(mut conn: PgConnection) -> Result<(), MigrateError> {
     Ok(())
 }
 
+/// A query returning one row when this session holds the lock and none otherwise, with the
+/// key written out, for a batch that cannot bind parameters.
+pub fn held_check_sql() -> String {
+    format!(
+        "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted \
+         AND pid = pg_backend_pid() AND classid::bigint = {} AND objid::bigint = {} \
+         AND objsubid = 1",
+        LOCK_KEY >> 32,
+        LOCK_KEY & 0xffff_ffff
+    )
+}
+
 /// Fails unless this session still holds the lock. Called inside each file's transaction,
 /// which pins one server session even behind a pooler: behind PgBouncer in transaction
 /// pooling mode the lock was taken by whichever session served that one statement, so it
