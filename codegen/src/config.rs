@@ -11,6 +11,17 @@ pub struct Config {
     pub generate: GenerateConfig,
     #[serde(default)]
     pub check: CheckConfig,
+    /// Read by the runtime, not by codegen; accepted here so that a forge.toml with a
+    /// `[server]` section is not an unknown-key error.
+    #[serde(default)]
+    pub server: ServerConfig,
+}
+
+/// `[server]`: where the app listens (`FORGE_ADDR` overrides it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub addr: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -134,5 +145,13 @@ mod tests {
             Config::parse("[project]\nname = \"a\"\n[generate]\nrust_out = \"src/glue.rs\"\n")
                 .is_err()
         );
+    }
+
+    #[test]
+    fn the_runtime_server_section_is_accepted() {
+        let config =
+            Config::parse("[project]\nname = \"app\"\n[server]\naddr = \"0.0.0.0:8080\"\n")
+                .expect("[server] is part of forge.toml");
+        assert_eq!(config.server.addr.as_deref(), Some("0.0.0.0:8080"));
     }
 }

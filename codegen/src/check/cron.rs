@@ -1,12 +1,12 @@
 //! FG301: a cron's schedule and time zone.
 //!
-//! Cron expressions are validated with `croner`, configured as in `parser()`; the runtime
+//! Cron expressions are validated with `croner`, configured by `forge_attrs::cron::cron_parser`; the runtime
 //! must compute fire times with the same crate and the same configuration, so that whatever
 //! forge check accepts is exactly what the scheduler runs.
 
 use chrono::TimeZone as _;
-use croner::parser::{CronParser, Seconds, Year};
 use croner::Cron;
+use forge_attrs::cron::cron_parser as parser;
 use forge_attrs::{Options, Schedule};
 
 use super::{Project, Rule};
@@ -66,16 +66,6 @@ impl Problem {
         .with_label(label)
         .with_help(self.help)
     }
-}
-
-/// The cron dialect forge accepts: 5 fields, or 6 with leading seconds; no year field; the
-/// day of month and day of week combine with OR when both are restricted, as in Vixie cron.
-fn parser() -> CronParser {
-    CronParser::builder()
-        .seconds(Seconds::Optional)
-        .year(Year::Disallowed)
-        .dom_and_dow(false)
-        .build()
 }
 
 /// Each field's name and the values it takes; a 5-field expression has no seconds.

@@ -5,6 +5,7 @@
 //! reads the user's crate as source). Both therefore accept and reject exactly the same
 //! attributes, with the same messages.
 
+pub mod cron;
 mod duration;
 mod grammar;
 mod kind;

@@ -1,7 +1,7 @@
 //! Helpers shared by the end-to-end tests.
 
 pub mod ir;
-pub mod typescript;
+pub use forge_tests::typescript;
 
 use std::fs;
 use std::path::{Path, PathBuf};

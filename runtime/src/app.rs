@@ -1,0 +1,228 @@
+//! Starting and stopping a node: database, migrations, the HTTP server and the background
+//! subsystems, and a graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::ConnectOptions as _;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use uuid::Uuid;
+
+use crate::auth::Verifier;
+use crate::config::Config;
+use crate::registry::Registry;
+use crate::replicas::Replicas;
+use crate::shared::Shared;
+use crate::{gateway, node, Error, Result};
+
+/// A forge application: its configuration and its handlers.
+pub struct App {
+    config: Config,
+    registry: Registry,
+}
+
+impl App {
+    /// Configuration from the environment and forge.toml ([`Config::from_env`]).
+    pub fn from_env() -> Result<App> {
+        Ok(App::new(Config::from_env()?))
+    }
+
+    pub fn new(config: Config) -> App {
+        App {
+            config,
+            registry: Registry::new(),
+        }
+    }
+
+    /// Adds handlers: `.register(forge_generated::register)`.
+    pub fn register(mut self, register: impl FnOnce(&mut Registry)) -> App {
+        register(&mut self.registry);
+        self
+    }
+
+    /// Starts the node and serves until SIGINT or SIGTERM, then shuts down gracefully.
+    pub async fn run(self) -> Result<()> {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            )
+            .try_init();
+        let running = self.start().await.inspect_err(|error| {
+            tracing::error!("forge could not start: {error}");
+        })?;
+        tracing::info!(addr = %running.addr(), node = %running.node_id(), "forge is serving");
+        let stopped = running.shared.shutdown.clone();
+        tokio::select! {
+            () = termination() => tracing::info!("shutting down"),
+            () = stopped.cancelled() => {}
+        }
+        running.shutdown().await
+    }
+
+    /// Starts the node and returns once it serves: the database is migrated, the node is
+    /// registered and the listener is bound.
+    pub async fn start(self) -> Result<Running> {
+        let App { config, registry } = self;
+        if !registry.duplicates.is_empty() {
+            return Err(Error::Internal(format!(
+                "registered twice: {} (forge check reports this as FG502)",
+                registry.duplicates.join(", ")
+            )));
+        }
+        let url = match &config.database_url {
+            Some(url) => url.clone(),
+            None => {
+                forge_db::resolve(&config.project_root)
+                    .await
+                    .map_err(|e| Error::Internal(e.to_string()))?
+                    .url
+            }
+        };
+        let node_id = Uuid::new_v4();
+        let options: PgConnectOptions = url
+            .parse::<PgConnectOptions>()
+            .map_err(|e| Error::Internal(format!("DATABASE_URL is not a PostgreSQL URL: {e}")))?
+            .application_name(&format!("forge node {}", &node_id.to_string()[..8]))
+            .log_statements(tracing::log::LevelFilter::Trace);
+        let primary = PgPoolOptions::new()
+            .max_connections(config.max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        if config.migrate {
+            let applied =
+                forge_migrate::runner::up(&primary, &config.migrations_dir, &Default::default())
+                    .await
+                    .map_err(|e| Error::Internal(format!("migrations failed: {e}")))?;
+            for migration in &applied.migrations {
+                tracing::info!(kind = migration.kind.as_str(), version = migration.version, name = %migration.name, "applied migration");
+            }
+        } else {
+            let status = forge_migrate::runner::status(&primary, &config.migrations_dir)
+                .await
+                .map_err(|e| Error::Internal(format!("cannot read the migration status: {e}")))?;
+            if !status.system_pending.is_empty() {
+                return Err(Error::Internal(
+                    "forge's system tables are not installed and FORGE_MIGRATE=false: \
+                     run `forge migrate up`, or start without FORGE_MIGRATE=false"
+                        .into(),
+                ));
+            }
+        }
+        node::register(&primary, node_id, &config.app_version).await?;
+        let replicas = Replicas::connect(&config.replica_urls, config.max_connections)?;
+        replicas.probe_once().await;
+        let listener = tokio::net::TcpListener::bind(config.addr)
+            .await
+            .map_err(|e| Error::Internal(format!("cannot listen on {}: {e}", config.addr)))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::Internal(format!("cannot read the listening address: {e}")))?;
+        if config.jwt_secret.is_none() {
+            tracing::warn!("FORGE_JWT_SECRET is not set: only public handlers can be called");
+        }
+        let shared = Arc::new(Shared {
+            verifier: config
+                .jwt_secret
+                .as_deref()
+                .map(|s| Verifier::hs256(s.as_bytes())),
+            config,
+            primary,
+            replicas,
+            registry,
+            node_id,
+            shutdown: CancellationToken::new(),
+            calls: TaskTracker::new(),
+        });
+
+        let mut subsystems = JoinSet::new();
+        let router = gateway::router(shared.clone());
+        let stop = shared.shutdown.clone();
+        subsystems.spawn(async move {
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "the HTTP server stopped");
+            }
+        });
+        let replicas = shared.replicas.clone();
+        let stop = shared.shutdown.clone();
+        subsystems.spawn(async move { replicas.probe_until(stop).await });
+        Ok(Running {
+            shared,
+            addr,
+            subsystems,
+        })
+    }
+}
+
+/// A started node.
+pub struct Running {
+    pub(crate) shared: Arc<Shared>,
+    addr: SocketAddr,
+    subsystems: JoinSet<()>,
+}
+
+impl Running {
+    /// Where the node listens (useful with port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// This node's id in `forge_nodes`.
+    pub fn node_id(&self) -> Uuid {
+        self.shared.node_id
+    }
+
+    /// Stops accepting work, lets in-flight requests, jobs and daemons finish within the
+    /// grace period, gives up leadership and removes the node's row.
+    pub async fn shutdown(mut self) -> Result<()> {
+        let shared = self.shared.clone();
+        shared.shutdown.cancel();
+        shared.calls.close();
+        let grace = shared.config.shutdown_grace;
+        let drained = tokio::time::timeout(grace, async {
+            while self.subsystems.join_next().await.is_some() {}
+            shared.calls.wait().await;
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                ?grace,
+                "shutdown grace period over; abandoning unfinished work"
+            );
+            self.subsystems.abort_all();
+        }
+        node::deregister(&shared.primary, shared.node_id).await?;
+        shared.primary.close().await;
+        Ok(())
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn termination() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

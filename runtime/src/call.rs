@@ -1,0 +1,109 @@
+//! Running one handler call: on its own task (a panic becomes `INTERNAL_ERROR` and the
+//! caller going away does not cancel a mutation half-way), within its timeout, tracked so
+//! shutdown can drain it; and, for handlers that write, inside a transaction.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::header::AUTHORIZATION;
+use axum::http::HeaderMap;
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use crate::auth::Auth;
+use crate::shared::Shared;
+use crate::tx::TxCell;
+use crate::{Error, Result};
+
+/// The caller's identity from an `Authorization` header. A handler that is not public needs
+/// a valid token; a public one runs anonymously when the token is missing or invalid, so a
+/// client that always sends its (perhaps expired) token can still reach public handlers.
+pub(crate) fn authenticate(
+    shared: &Shared,
+    headers: &HeaderMap,
+    public: bool,
+) -> Result<Option<Auth>> {
+    let header = headers.get(AUTHORIZATION).map(|value| {
+        value
+            .to_str()
+            .map_err(|_| Error::Unauthorized("the Authorization header is not valid text".into()))
+    });
+    let verified = match (header, &shared.verifier) {
+        (None, _) => Err(Error::Unauthorized(
+            "this needs a bearer token (Authorization: Bearer <jwt>)".into(),
+        )),
+        (Some(_), None) => Err(Error::Unauthorized(
+            "this server accepts no tokens: FORGE_JWT_SECRET is not set".into(),
+        )),
+        (Some(header), Some(verifier)) => header.and_then(|h| verifier.verify_header(h)),
+    };
+    match verified {
+        Ok(auth) => Ok(Some(auth)),
+        Err(_) if public => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+/// Runs `call` on a tracked task within `timeout_ms`.
+pub(crate) async fn run(
+    shared: &Arc<Shared>,
+    name: &str,
+    timeout_ms: Option<u64>,
+    call: impl Future<Output = Result<Value>> + Send + 'static,
+) -> Result<Value> {
+    let owned_name = name.to_owned();
+    let task = shared.calls.spawn(async move {
+        match timeout_ms {
+            None => call.await,
+            Some(ms) => tokio::time::timeout(Duration::from_millis(ms), call)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Error::Timeout(format!(
+                        "`{owned_name}` did not finish within {ms} ms"
+                    )))
+                }),
+        }
+    });
+    match task.await {
+        Ok(result) => result,
+        Err(error) if error.is_panic() => {
+            let panic = error.into_panic();
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(Error::Internal(format!("`{name}` panicked: {message}")))
+        }
+        Err(_) => Err(Error::Internal(format!("`{name}` was cancelled"))),
+    }
+}
+
+/// Opens a transaction for a handler that writes.
+pub(crate) async fn begin(shared: &Shared) -> Result<TxCell> {
+    Ok(Arc::new(Mutex::new(Some(shared.primary.begin().await?))))
+}
+
+/// Awaits `handler`, then commits `cell` when it succeeded and rolls it back when it failed.
+pub(crate) async fn in_transaction(
+    cell: TxCell,
+    handler: impl Future<Output = Result<Value>>,
+) -> Result<Value> {
+    let result = handler.await;
+    let Some(tx) = cell.lock().await.take() else {
+        return result;
+    };
+    match result {
+        Ok(value) => {
+            tx.commit().await?;
+            Ok(value)
+        }
+        Err(error) => {
+            if let Err(rollback) = tx.rollback().await {
+                tracing::warn!(error = %rollback, "rollback failed; the connection is discarded");
+            }
+            Err(error)
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! How an app runs: the environment, then forge.toml's `[server]`, then defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::{Error, Result};
+
+/// Everything [`crate::App`] reads at start. [`Config::from_env`] fills it from the
+/// environment; tests and embedders may build or adjust one directly.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `FORGE_ADDR`, else `[server] addr` in forge.toml, else `127.0.0.1:9081`.
+    pub addr: SocketAddr,
+    /// The project root: the nearest directory upwards from the working directory with a
+    /// forge.toml, else the working directory. The embedded development database and the
+    /// migrations live there.
+    pub project_root: PathBuf,
+    /// `DATABASE_URL`; without it the project's embedded development database is used.
+    pub database_url: Option<String>,
+    /// `DATABASE_REPLICA_URLS`, comma-separated: read replicas for queries.
+    pub replica_urls: Vec<String>,
+    /// `FORGE_JWT_SECRET`. Without it every non-public handler answers 401.
+    pub jwt_secret: Option<String>,
+    /// `FORGE_MIGRATE` (`false` turns it off): apply pending migrations at start.
+    pub migrate: bool,
+    /// `FORGE_MIGRATIONS_DIR`, else `<project root>/migrations`.
+    pub migrations_dir: PathBuf,
+    /// `FORGE_APP_VERSION`: shown in `forge_nodes` so a rolling deploy shows who runs what.
+    pub app_version: String,
+    /// `FORGE_MAX_CONNECTIONS`: the primary pool's size (default 10).
+    pub max_connections: u32,
+    /// `FORGE_BODY_LIMIT` in bytes (default 2 MiB).
+    pub body_limit: usize,
+    /// `FORGE_JOB_CONCURRENCY`: jobs run at once on this node (default 8; 0 runs no jobs).
+    pub job_concurrency: usize,
+    /// `FORGE_SHUTDOWN_GRACE`: how long in-flight requests and jobs may finish (default 30s).
+    pub shutdown_grace: Duration,
+    /// `FORGE_JOB_LEASE`: a running job belongs to its worker this long without a renewal
+    /// (default 30s); a job whose worker died is claimed again after it.
+    pub job_lease: Duration,
+    /// `FORGE_POLL_INTERVAL`: how often idle workers look for jobs without a notification
+    /// (default 1s).
+    pub poll_interval: Duration,
+    /// `FORGE_LEADER_LEASE`: how long leadership lasts without a renewal (default 15s).
+    pub leader_lease: Duration,
+    /// `FORGE_HEARTBEAT`: how often a node says it is alive (default 5s).
+    pub heartbeat: Duration,
+}
+
+const DEFAULT_ADDR: &str = "127.0.0.1:9081";
+
+impl Config {
+    /// Reads the environment and the project's forge.toml.
+    pub fn from_env() -> Result<Config> {
+        let cwd = std::env::current_dir()
+            .map_err(|e| Error::Internal(format!("cannot read the working directory: {e}")))?;
+        let project_root = find_project_root(&cwd).unwrap_or(cwd);
+        Config::from_lookup(&project_root, |key| {
+            std::env::var(key).ok().filter(|v| !v.is_empty())
+        })
+    }
+
+    /// [`Config::from_env`] with the variables from `lookup`.
+    pub fn from_lookup(
+        project_root: &Path,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config> {
+        let addr_text = match lookup("FORGE_ADDR") {
+            Some(addr) => addr,
+            None => server_addr(project_root)?.unwrap_or_else(|| DEFAULT_ADDR.to_owned()),
+        };
+        let addr = addr_text.parse().map_err(|_| {
+            config_error(
+                "FORGE_ADDR",
+                &addr_text,
+                "a socket address such as 127.0.0.1:9081",
+            )
+        })?;
+        let number = |key: &str, default: u64| -> Result<u64> {
+            match lookup(key) {
+                None => Ok(default),
+                Some(text) => text
+                    .parse()
+                    .map_err(|_| config_error(key, &text, "a whole number")),
+            }
+        };
+        let duration = |key: &str, default: Duration| -> Result<Duration> {
+            match lookup(key) {
+                None => Ok(default),
+                Some(text) => forge_attrs::parse_duration_ms(&text)
+                    .map(Duration::from_millis)
+                    .map_err(|_| config_error(key, &text, "a duration such as 500ms, 30s or 5m")),
+            }
+        };
+        let migrate = match lookup("FORGE_MIGRATE").as_deref() {
+            None | Some("true") | Some("1") => true,
+            Some("false") | Some("0") => false,
+            Some(other) => return Err(config_error("FORGE_MIGRATE", other, "`true` or `false`")),
+        };
+        Ok(Config {
+            addr,
+            project_root: project_root.to_path_buf(),
+            database_url: lookup("DATABASE_URL"),
+            replica_urls: lookup("DATABASE_REPLICA_URLS")
+                .map(|urls| {
+                    urls.split(',')
+                        .map(str::trim)
+                        .filter(|u| !u.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            jwt_secret: lookup("FORGE_JWT_SECRET"),
+            migrate,
+            migrations_dir: lookup("FORGE_MIGRATIONS_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| project_root.join("migrations")),
+            app_version: lookup("FORGE_APP_VERSION").unwrap_or_else(|| "unversioned".to_owned()),
+            max_connections: number("FORGE_MAX_CONNECTIONS", 10)?.clamp(2, 10_000) as u32,
+            body_limit: number("FORGE_BODY_LIMIT", 2 * 1024 * 1024)? as usize,
+            job_concurrency: number("FORGE_JOB_CONCURRENCY", 8)? as usize,
+            shutdown_grace: duration("FORGE_SHUTDOWN_GRACE", Duration::from_secs(30))?,
+            job_lease: duration("FORGE_JOB_LEASE", Duration::from_secs(30))?,
+            poll_interval: duration("FORGE_POLL_INTERVAL", Duration::from_secs(1))?,
+            leader_lease: duration("FORGE_LEADER_LEASE", Duration::from_secs(15))?,
+            heartbeat: duration("FORGE_HEARTBEAT", Duration::from_secs(5))?,
+        })
+    }
+}
+
+fn config_error(key: &str, value: &str, expected: &str) -> Error {
+    Error::Internal(format!("{key}={value:?} is not {expected}"))
+}
+
+fn find_project_root(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .find(|dir| dir.join("forge.toml").is_file())
+        .map(Path::to_path_buf)
+}
+
+/// `[server] addr` from forge.toml.
+fn server_addr(project_root: &Path) -> Result<Option<String>> {
+    let path = project_root.join("forge.toml");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(None);
+    };
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?;
+    Ok(table
+        .get("server")
+        .and_then(|server| server.get("addr"))
+        .and_then(|addr| addr.as_str())
+        .map(str::to_owned))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)], toml: Option<&str>) -> Result<Config> {
+        let dir = std::env::temp_dir().join(format!("forge-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        if let Some(toml) = toml {
+            std::fs::write(dir.join("forge.toml"), toml).unwrap();
+        }
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let result = Config::from_lookup(&dir, |key| vars.get(key).cloned());
+        std::fs::remove_dir_all(&dir).unwrap();
+        result
+    }
+
+    #[test]
+    fn the_environment_beats_forge_toml_which_beats_the_default() {
+        let toml = Some("[server]\naddr = \"0.0.0.0:8000\"\n");
+        assert_eq!(config(&[], None).unwrap().addr.to_string(), DEFAULT_ADDR);
+        assert_eq!(config(&[], toml).unwrap().addr.to_string(), "0.0.0.0:8000");
+        let env = [("FORGE_ADDR", "127.0.0.1:7000")];
+        assert_eq!(
+            config(&env, toml).unwrap().addr.to_string(),
+            "127.0.0.1:7000"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let error = config(&[("FORGE_JOB_LEASE", "soon")], None).unwrap_err();
+        assert!(
+            error.to_string().contains("FORGE_JOB_LEASE=\"soon\""),
+            "{error}"
+        );
+        let error = config(&[("FORGE_MIGRATE", "maybe")], None).unwrap_err();
+        assert!(error.to_string().contains("FORGE_MIGRATE"), "{error}");
+    }
+
+    #[test]
+    fn reads_replicas_and_switches() {
+        let c = config(
+            &[
+                ("DATABASE_REPLICA_URLS", "postgres://a/x, postgres://b/x,"),
+                ("FORGE_MIGRATE", "false"),
+            ],
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.replica_urls, ["postgres://a/x", "postgres://b/x"]);
+        assert!(!c.migrate);
+    }
+}

@@ -1,0 +1,124 @@
+//! The error every handler returns, and how it crosses the wire.
+
+use serde_json::{json, Value};
+
+/// `Result<T, forge::Error>`, what every handler returns.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A handler's failure. The variants a handler writes itself carry a message the caller
+/// sees; errors that arrive through `?` from the database, serde or `anyhow` are internal:
+/// the caller sees `INTERNAL_ERROR` and a request id, the log gets the cause.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The caller sent something wrong (400).
+    #[error("{0}")]
+    Validation(String),
+    /// One argument or field is wrong (400, with `details.field`).
+    #[error("{field}: {message}")]
+    InvalidField { field: String, message: String },
+    /// No valid credentials (401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Credentials that do not allow this (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The thing asked for does not exist (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// Too many requests (429).
+    #[error("{0}")]
+    RateLimited(String),
+    /// The handler ran out of time (504).
+    #[error("{0}")]
+    Timeout(String),
+    /// Something went wrong that the caller cannot fix (500); the message is logged, not sent.
+    #[error("{0}")]
+    Internal(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl Error {
+    /// The wire code (`"error": {"code": …}`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Validation(_) | Error::InvalidField { .. } => "VALIDATION_ERROR",
+            Error::Unauthorized(_) => "UNAUTHORIZED",
+            Error::Forbidden(_) => "FORBIDDEN",
+            Error::NotFound(_) | Error::Database(sqlx::Error::RowNotFound) => "NOT_FOUND",
+            Error::RateLimited(_) => "RATE_LIMITED",
+            Error::Timeout(_) => "TIMEOUT",
+            Error::Internal(_) | Error::Database(_) | Error::Json(_) | Error::Other(_) => {
+                "INTERNAL_ERROR"
+            }
+        }
+    }
+
+    /// The HTTP status that goes with [`Error::code`].
+    pub fn status(&self) -> u16 {
+        match self.code() {
+            "VALIDATION_ERROR" => 400,
+            "UNAUTHORIZED" => 401,
+            "FORBIDDEN" => 403,
+            "NOT_FOUND" => 404,
+            "RATE_LIMITED" => 429,
+            "TIMEOUT" => 504,
+            _ => 500,
+        }
+    }
+
+    /// Whether the caller may see this error's message. Internal causes can name tables,
+    /// hosts or secrets, so they stay in the log.
+    pub fn is_internal(&self) -> bool {
+        self.code() == "INTERNAL_ERROR"
+    }
+
+    /// The `error` object of the wire envelope.
+    pub fn to_wire(&self) -> Value {
+        let message = match self {
+            _ if self.is_internal() => "internal error".to_owned(),
+            Error::Database(sqlx::Error::RowNotFound) => "not found".to_owned(),
+            _ => self.to_string(),
+        };
+        let details = match self {
+            Error::InvalidField { field, .. } => json!({ "field": field }),
+            _ => Value::Null,
+        };
+        json!({ "code": self.code(), "message": message, "details": details })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_causes_are_not_sent() {
+        let error = Error::Database(sqlx::Error::Protocol("password for bob".into()));
+        assert_eq!(error.status(), 500);
+        assert_eq!(error.to_wire()["message"], "internal error");
+    }
+
+    #[test]
+    fn a_missing_row_is_not_found() {
+        let error = Error::from(sqlx::Error::RowNotFound);
+        assert_eq!((error.code(), error.status()), ("NOT_FOUND", 404));
+    }
+
+    #[test]
+    fn invalid_fields_name_the_field() {
+        let error = Error::InvalidField {
+            field: "limit".into(),
+            message: "expected i32".into(),
+        };
+        assert_eq!(
+            error.to_wire(),
+            json!({"code": "VALIDATION_ERROR", "message": "limit: expected i32", "details": {"field": "limit"}})
+        );
+    }
+}

@@ -1,0 +1,50 @@
+//! `/_api/admin/*`: operators' views of jobs, cron and nodes (a token with the `admin` role).
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::get;
+use axum::Router;
+use serde_json::Value;
+
+use super::{RequestId, Response};
+use crate::call;
+use crate::shared::Shared;
+use crate::{Error, Result};
+
+pub(crate) fn router() -> Router<Arc<Shared>> {
+    Router::new().route("/nodes", get(nodes))
+}
+
+/// Answers `view` for callers with the `admin` role.
+async fn admin<F>(shared: &Shared, headers: &HeaderMap, view: F) -> Response
+where
+    F: std::future::Future<Output = Result<Value>>,
+{
+    let request_id = RequestId::from_headers(headers);
+    let result = match call::authenticate(shared, headers, false) {
+        Ok(Some(auth)) if auth.has_role("admin") => view.await,
+        Ok(_) => Err(Error::Forbidden(
+            "the admin API needs a token with the `admin` role".into(),
+        )),
+        Err(error) => Err(error),
+    };
+    Response { request_id, result }
+}
+
+async fn nodes(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let view = async {
+        let nodes: Value = sqlx::query_scalar(
+            "SELECT coalesce(jsonb_agg(n ORDER BY n.started_at DESC), '[]') FROM ( \
+               SELECT n.id, n.hostname, n.pid, n.version, n.started_at, n.last_seen_at, \
+                      coalesce(array_agg(l.role ORDER BY l.role) FILTER (WHERE l.role IS NOT NULL), '{}') AS leads \
+               FROM forge_nodes n LEFT JOIN forge_leaders l ON l.node_id = n.id \
+               GROUP BY n.id) n",
+        )
+        .fetch_one(&shared.primary)
+        .await?;
+        Ok(nodes)
+    };
+    admin(&shared, &headers, view).await
+}

@@ -1,0 +1,56 @@
+//! The response envelope: `{"success", "data" | "error", "request_id"}`.
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::Error;
+
+/// Identifies one request in responses and logs: the caller's `X-Request-Id` when it sent
+/// a sensible one, a fresh UUID otherwise.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestId(pub String);
+
+impl RequestId {
+    pub fn from_headers(headers: &HeaderMap) -> RequestId {
+        let given = headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()));
+        RequestId(given.map_or_else(|| Uuid::new_v4().to_string(), str::to_owned))
+    }
+}
+
+pub(crate) struct Response {
+    pub request_id: RequestId,
+    pub result: Result<Value, Error>,
+}
+
+impl IntoResponse for Response {
+    fn into_response(self) -> axum::response::Response {
+        let id = self.request_id.0;
+        let (status, body) = match &self.result {
+            Ok(data) => (
+                StatusCode::OK,
+                json!({"success": true, "data": data, "request_id": id}),
+            ),
+            Err(error) => {
+                if error.is_internal() {
+                    tracing::error!(request_id = %id, error = %error, "request failed");
+                }
+                let status = StatusCode::from_u16(error.status())
+                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                (
+                    status,
+                    json!({"success": false, "error": error.to_wire(), "request_id": id}),
+                )
+            }
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Ok(value) = HeaderValue::from_str(&id) {
+            response.headers_mut().insert("x-request-id", value);
+        }
+        response
+    }
+}

@@ -1,0 +1,99 @@
+//! `POST /_api/rpc/{name}` with `{"args": {...}}`.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use serde_json::Value;
+
+use super::{RequestId, Response};
+use crate::call;
+use crate::context::{Base, MutationContext, QueryContext, Writes};
+use crate::shared::Shared;
+use crate::{Error, Result};
+
+pub(crate) async fn call(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> Response {
+    let request_id = RequestId::from_headers(&headers);
+    let result = match body {
+        Ok(body) => dispatch(&shared, &name, &headers, &body).await,
+        Err(rejection) => Err(Error::Validation(format!(
+            "cannot read the request body: {rejection}"
+        ))),
+    };
+    if let Err(error) = &result {
+        tracing::debug!(request_id = %request_id.0, function = %name, code = error.code(), "call failed");
+    }
+    Response { request_id, result }
+}
+
+/// The `args` of the envelope; a body without `args` calls with `{}`.
+fn args(body: &[u8]) -> Result<Value> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Object(Default::default()));
+    }
+    let envelope: Value = serde_json::from_slice(body)
+        .map_err(|e| Error::Validation(format!("the request body is not JSON: {e}")))?;
+    let Value::Object(mut envelope) = envelope else {
+        return Err(Error::Validation(
+            "the request body must be an object: {\"args\": {...}}".into(),
+        ));
+    };
+    match envelope.remove("args") {
+        None => Ok(Value::Object(Default::default())),
+        Some(args @ Value::Object(_)) => Ok(args),
+        Some(_) => Err(Error::InvalidField {
+            field: "args".into(),
+            message: "must be an object mapping each argument's name to its value".into(),
+        }),
+    }
+}
+
+async fn dispatch(
+    shared: &Arc<Shared>,
+    name: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Value> {
+    if let Some(query) = shared.registry.queries.get(name) {
+        let auth = call::authenticate(shared, headers, query.def.public)?;
+        let args = args(body)?;
+        let mut base = Base::new(shared, auth);
+        if let Some(replica) = shared.replicas.pick() {
+            base.pool = replica;
+        }
+        let future = (query.call)(QueryContext { base }, args);
+        return call::run(shared, name, query.def.timeout_ms, future).await;
+    }
+    if let Some(mutation) = shared.registry.mutations.get(name) {
+        let auth = call::authenticate(shared, headers, mutation.def.public)?;
+        let args = args(body)?;
+        let base = Base::new(shared, auth);
+        if !mutation.def.transactional {
+            let future = (mutation.call)(
+                MutationContext {
+                    base,
+                    writes: Writes::Pool,
+                },
+                args,
+            );
+            return call::run(shared, name, mutation.def.timeout_ms, future).await;
+        }
+        let cell = call::begin(shared).await?;
+        let context = MutationContext {
+            base,
+            writes: Writes::Transaction(cell.clone()),
+        };
+        let future = call::in_transaction(cell, (mutation.call)(context, args));
+        return call::run(shared, name, mutation.def.timeout_ms, future).await;
+    }
+    Err(Error::NotFound(format!(
+        "no query or mutation is named `{name}`"
+    )))
+}

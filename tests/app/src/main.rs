@@ -1,0 +1,10 @@
+mod forge_generated;
+mod notes;
+
+#[tokio::main]
+async fn main() -> forge::Result<()> {
+    forge::App::from_env()?
+        .register(forge_generated::register)
+        .run()
+        .await
+}

@@ -1,0 +1,198 @@
+//! The test app's real binary, with its generated glue, served against a real database and
+//! called through its generated TypeScript client in Node.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use forge::prelude::Uuid;
+use forge::testing::{token, TestDatabase, JWT_SECRET};
+use forge_tests::typescript;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+fn app_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A port nothing listens on right now.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    listener.local_addr().expect("local address").port()
+}
+
+/// The app's process; killed when dropped, so a failing test leaves no server behind.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    async fn start(database_url: &str) -> Server {
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_forge-test-app"))
+            .current_dir(app_dir())
+            .env("DATABASE_URL", database_url)
+            .env("FORGE_ADDR", format!("127.0.0.1:{port}"))
+            .env("FORGE_JWT_SECRET", JWT_SECRET)
+            .env("FORGE_SHUTDOWN_GRACE", "5s")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the test app");
+        let server = Server {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = reqwest::Client::new();
+        loop {
+            let health = client
+                .get(format!("{}/_api/health", server.url))
+                .send()
+                .await;
+            if health.is_ok_and(|r| r.status().is_success()) {
+                return server;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the app did not answer /_api/health within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGTERM, then the exit status.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).expect("send SIGTERM");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the app") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the app did not stop within 15 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Compiles the generated client with `client.test.ts` and returns the directory to run it in.
+fn compile_client() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("app_client");
+    let _ = std::fs::remove_dir_all(&dir);
+    let forge_dir = dir.join("forge");
+    std::fs::create_dir_all(&forge_dir).expect("create the client directory");
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(app_dir().join("frontend/forge")).expect("generated client") {
+        let path = entry.expect("directory entry").path();
+        let target = forge_dir.join(path.file_name().expect("file name"));
+        std::fs::copy(&path, &target).expect("copy a generated file");
+        files.push(target);
+    }
+    let test = dir.join("client.test.ts");
+    std::fs::copy(app_dir().join("tests/client.test.ts"), &test).expect("copy client.test.ts");
+    files.push(test);
+    let out = dir.join("out");
+    let paths: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    typescript::compile(&dir, &paths, &out);
+    std::fs::write(out.join("package.json"), r#"{ "type": "module" }"#).expect("package.json");
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_generated_client_talks_to_the_served_app() {
+    let db = TestDatabase::new().await;
+    let out = tokio::task::spawn_blocking(compile_client);
+    let server = Server::start(db.url()).await;
+    let out = out.await.expect("compile the client");
+
+    let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
+    let node = Command::new("node")
+        .arg("client.test.js")
+        .current_dir(&out)
+        .env("FORGE_URL", &server.url)
+        .env("ALICE_ID", alice.to_string())
+        .env("ALICE_TOKEN", token(alice, None, &[]))
+        .env("BOB_TOKEN", token(bob, None, &[]))
+        .output()
+        .expect("run node");
+    assert!(
+        node.status.success(),
+        "node client.test.js failed:\n{}{}",
+        String::from_utf8_lossy(&node.stdout),
+        String::from_utf8_lossy(&node.stderr)
+    );
+
+    // The jobs the mutations dispatched ran.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM notes WHERE NOT indexed")
+            .fetch_one(db.pool())
+            .await
+            .expect("count notes");
+        if pending == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{pending} note(s) still not indexed after 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The once-a-second cron ran on this single node, the leader.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sqlx::query_scalar::<_, i64>("SELECT count(*) FROM ticks")
+        .fetch_one(db.pool())
+        .await
+        .expect("count ticks")
+        == 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the cron did not tick within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let status = server.terminate();
+    assert!(
+        status.success(),
+        "the app exited with {status} after SIGTERM"
+    );
+    let nodes: i64 = sqlx::query_scalar("SELECT count(*) FROM forge_nodes")
+        .fetch_one(db.pool())
+        .await
+        .expect("count nodes");
+    assert_eq!(nodes, 0, "a node removes itself when it stops cleanly");
+}
+
+#[test]
+fn the_checked_in_glue_and_client_are_current() {
+    let forge = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("forge")))
+        .filter(|forge| forge.exists())
+        .expect("the forge binary next to the test binaries: run `cargo test --workspace`");
+    let output = Command::new(forge)
+        .args(["generate", "--check", "--project"])
+        .arg(app_dir())
+        .output()
+        .expect("run forge generate --check");
+    assert!(
+        output.status.success(),
+        "forge generate --check found stale files:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
