@@ -67,7 +67,11 @@ python3 - "$work/results.json" <<'PY'
 import json, sys
 r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
 f, s = r["forge migrate up"], r["sqlx migrate run"]
-print(f"forge {f['mean']*1000:.0f} ± {f['stddev']*1000:.0f} ms, "
-      f"sqlx {s['mean']*1000:.0f} ± {s['stddev']*1000:.0f} ms, "
-      f"ratio forge/sqlx {f['mean']/s['mean']:.2f}")
+# Medians and minimums too: on a shared machine a few slow runs (another process's
+# fsyncs) swing the means.
+for name, x in (("forge", f), ("sqlx", s)):
+    print(f"{name:5} mean {x['mean']*1000:.0f} ± {x['stddev']*1000:.0f} ms, "
+          f"median {x['median']*1000:.0f} ms, min {x['min']*1000:.0f} ms")
+print(f"ratio forge/sqlx: mean {f['mean']/s['mean']:.2f}, median {f['median']/s['median']:.2f}, "
+      f"min {f['min']/s['min']:.2f}")
 PY
