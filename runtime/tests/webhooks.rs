@@ -74,7 +74,17 @@ fn register(knobs: Arc<Knobs>) -> impl FnOnce(&mut Registry) {
                     return Err(anyhow::anyhow!("the handler failed on purpose").into());
                 }
                 let source = ctx.headers().get("x-source").map(|v| v.to_str().unwrap());
-                Ok(json!({"event": event.id, "source": source, "caller": ctx.user_id().is_ok()}))
+                // The claim's bounded wait does not leak into the handler's statements.
+                let lock_timeout: String =
+                    sqlx::query_scalar("SELECT current_setting('lock_timeout')")
+                        .fetch_one(ctx.tx())
+                        .await?;
+                Ok(json!({
+                    "event": event.id,
+                    "source": source,
+                    "caller": ctx.user_id().is_ok(),
+                    "lock_timeout": lock_timeout,
+                }))
             }
         });
         let open = WebhookDef {
@@ -213,7 +223,7 @@ async fn only_correctly_signed_deliveries_run() {
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(
         reply.body,
-        json!({"success": true, "data": {"event": "evt_1", "source": "test", "caller": false}, "request_id": "req-1"})
+        json!({"success": true, "data": {"event": "evt_1", "source": "test", "caller": false, "lock_timeout": "0"}, "request_id": "req-1"})
     );
     assert!(!reply.replayed);
 
@@ -377,6 +387,36 @@ async fn concurrent_deliveries_of_one_key_run_once() {
     statuses.sort();
     assert_eq!(statuses, [(200, false), (200, true), (500, false)]);
     assert_eq!((f.effects().await, f.jobs().await, f.runs()), (2, 2, 3));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_duplicate_waits_for_a_running_delivery_only_so_long() {
+    let f = Arc::new(start().await);
+    let slow = json!({"id": "evt_1", "sleep_ms": 11_000});
+    let first = tokio::spawn({
+        let f = f.clone();
+        async move { f.deliver(&slow, "slow").await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let second = f.deliver(&json!({"id": "evt_1"}), "slow").await;
+    assert_eq!(second.status, 504, "{}", second.body);
+    assert_eq!(second.body["error"]["code"], "TIMEOUT");
+    assert!(
+        started.elapsed() >= Duration::from_secs(9),
+        "{:?}",
+        started.elapsed()
+    );
+    let first = first.await.unwrap();
+    assert_eq!(
+        (first.status, first.replayed),
+        (200, false),
+        "{}",
+        first.body
+    );
+    assert_eq!((f.effects().await, f.runs()), (1, 1));
+    let again = f.deliver(&json!({"id": "evt_1"}), "slow").await;
+    assert_eq!((again.status, again.replayed), (200, true));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -22,6 +22,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::header::ALLOW;
@@ -41,6 +42,21 @@ use crate::{Error, Result};
 
 /// The longest idempotency key accepted, in bytes.
 const MAX_KEY_LEN: usize = 255;
+
+/// How long a delivery waits for another one with the same key to finish before it
+/// answers `TIMEOUT` (504), so duplicates of a stuck delivery do not pile up on the pool.
+const CLAIM_WAIT: Duration = Duration::from_secs(10);
+
+/// Claims the key in the handler's transaction. `lock_timeout` bounds the wait on a
+/// concurrent delivery's uncommitted row (set before the insert by the CTE it reads) and
+/// is put back to the session's value for the handler (`RETURNING`, once inserted).
+const CLAIM: &str = "\
+WITH wait AS (SELECT set_config('lock_timeout', $3, true)) \
+INSERT INTO forge_webhook_events (name, idempotency_key, status) \
+SELECT $1, $2, 'completed' FROM wait \
+ON CONFLICT DO NOTHING \
+RETURNING set_config('lock_timeout', \
+    (SELECT reset_val FROM pg_settings WHERE name = 'lock_timeout'), true)";
 
 /// Every webhook by path, with its secret read once at start-up.
 #[derive(Default)]
@@ -206,15 +222,23 @@ async fn deliver(
     let run = async move {
         let cell = call::begin(&owned).await?;
         if let Some(key) = key {
-            let claimed = sqlx::query(
-                "INSERT INTO forge_webhook_events (name, idempotency_key, status) \
-                 VALUES ($1, $2, 'completed') ON CONFLICT DO NOTHING",
-            )
-            .bind(name)
-            .bind(&key)
-            .execute(Tx(Target::Transaction(&cell)))
-            .await?
-            .rows_affected()
+            let claimed = sqlx::query(CLAIM)
+                .bind(name)
+                .bind(&key)
+                .bind(format!("{}ms", CLAIM_WAIT.as_millis()))
+                .execute(Tx(Target::Transaction(&cell)))
+                .await
+                .map_err(|error| match &error {
+                    sqlx::Error::Database(e) if e.code().as_deref() == Some("55P03") => {
+                        Error::Timeout(format!(
+                            "another delivery with this idempotency key has been running \
+                             for over {} s; retry later",
+                            CLAIM_WAIT.as_secs()
+                        ))
+                    }
+                    _ => Error::from(error),
+                })?
+                .rows_affected()
                 == 1;
             if !claimed {
                 if let Some(tx) = cell.lock().await.take() {
