@@ -27,6 +27,17 @@ pub struct Args {
     emit_ir: Option<PathBuf>,
 }
 
+/// `forge generate` in `root`, as `forge new` runs it after writing files.
+pub fn run_in(root: &Path) -> Result<Outcome, Fatal> {
+    run(
+        Some(root),
+        &Args {
+            check: false,
+            emit_ir: None,
+        },
+    )
+}
+
 pub fn run(project: Option<&Path>, args: &Args) -> Result<Outcome, Fatal> {
     let started = Instant::now();
     let project = Project::locate(project)?;

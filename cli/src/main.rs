@@ -6,6 +6,7 @@ mod db;
 mod format;
 mod generate;
 mod migrate;
+mod new;
 mod output;
 mod project;
 mod render;
@@ -45,6 +46,8 @@ enum Command {
     Db(db::Args),
     /// Apply the project's migrations or show where they stand.
     Migrate(migrate::Args),
+    /// Create a project (`forge new <name>`) or a handler in this one (`forge new <kind> <name>`).
+    New(new::Args),
 }
 
 /// A failure that stops forge before it could do its job (exit code 2).
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(cli.project.as_deref(), &args),
         Command::Db(args) => db::run(cli.project.as_deref(), &args),
         Command::Migrate(args) => migrate::run(cli.project.as_deref(), &args),
+        Command::New(args) => new::run(cli.project.as_deref(), &args),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::registry::Registry;
 use crate::replicas::Replicas;
 use crate::shared::Shared;
-use crate::{gateway, node, Error, Result};
+use crate::{cron, daemons, gateway, jobs, leader, node, Error, Result};
 
 /// A forge application: its configuration and its handlers.
 pub struct App {
@@ -46,7 +46,12 @@ impl App {
 
     /// Starts the node and serves until SIGINT or SIGTERM, then shuts down gracefully.
     pub async fn run(self) -> Result<()> {
+        // Colour only for a person at a terminal, never with NO_COLOR set.
+        let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
         let _ = tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_ansi(colour)
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_default_env()
                     .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -154,6 +159,11 @@ impl App {
         let replicas = shared.replicas.clone();
         let stop = shared.shutdown.clone();
         subsystems.spawn(async move { replicas.probe_until(stop).await });
+        let leadership = leader::spawn(&shared, &mut subsystems);
+        node::spawn(&shared, leadership.clone(), &mut subsystems);
+        cron::spawn(&shared, leadership.clone(), &mut subsystems);
+        daemons::spawn(&shared, leadership, &mut subsystems);
+        subsystems.spawn(jobs::work(shared.clone()));
         Ok(Running {
             shared,
             addr,
@@ -202,6 +212,17 @@ impl Running {
         node::deregister(&shared.primary, shared.node_id).await?;
         shared.primary.close().await;
         Ok(())
+    }
+}
+
+#[cfg(feature = "test-support")]
+impl Running {
+    /// Stops the node as if its process had died: every task is dropped mid-flight, so its
+    /// connections close without a goodbye (the leader lock goes with its session), and
+    /// nothing is cleaned up: the node's rows stay until the leader removes them as stale.
+    pub async fn kill(mut self) {
+        self.subsystems.abort_all();
+        while self.subsystems.join_next().await.is_some() {}
     }
 }
 

@@ -93,6 +93,16 @@ impl Error {
     }
 }
 
+/// The message of a caught panic: `panic!` carries a `&str` or a `String`; anything else
+/// has none to show.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

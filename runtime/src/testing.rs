@@ -56,3 +56,79 @@ pub fn token(user_id: Uuid, tenant_id: Option<Uuid>, roles: &[&str]) -> String {
     )
     .expect("HS256 signing cannot fail")
 }
+
+/// Calls a running node's RPC endpoint as a client would.
+#[derive(Clone)]
+pub struct TestClient {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+/// A call that failed: the envelope's error and the HTTP status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallError {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+    pub details: serde_json::Value,
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status, self.code, self.message)
+    }
+}
+
+impl std::error::Error for CallError {}
+
+impl TestClient {
+    pub fn new(node: &crate::Running) -> TestClient {
+        TestClient {
+            base: format!("http://{}", node.addr()),
+            token: None,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Sends `token` as the bearer token of every call.
+    pub fn token(mut self, token: impl Into<String>) -> TestClient {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// Calls the query or mutation `name` with `args` (an object of its parameters by
+    /// name) and returns the envelope's `data`, or its error.
+    pub async fn call(
+        &self,
+        name: &str,
+        args: serde_json::Value,
+    ) -> Result<serde_json::Value, CallError> {
+        let mut request = self
+            .http
+            .post(format!("{}/_api/rpc/{name}", self.base))
+            .json(&json!({ "args": args }));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let transport = |e: reqwest::Error| CallError {
+            status: 0,
+            code: "NETWORK_ERROR".into(),
+            message: e.to_string(),
+            details: serde_json::Value::Null,
+        };
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status().as_u16();
+        let mut body: serde_json::Value = response.json().await.map_err(transport)?;
+        if body["success"] == true {
+            return Ok(body["data"].take());
+        }
+        let error = &mut body["error"];
+        Err(CallError {
+            status,
+            code: error["code"].as_str().unwrap_or_default().to_owned(),
+            message: error["message"].as_str().unwrap_or_default().to_owned(),
+            details: error["details"].take(),
+        })
+    }
+}

@@ -14,11 +14,15 @@ use crate::shared::Shared;
 use crate::{Error, Result};
 
 pub(crate) fn router() -> Router<Arc<Shared>> {
-    Router::new().route("/nodes", get(nodes))
+    Router::new()
+        .route("/nodes", get(nodes))
+        .route("/cron", get(cron))
+        .route("/jobs", get(super::admin_jobs::list))
+        .route("/jobs/{id}", get(super::admin_jobs::get))
 }
 
 /// Answers `view` for callers with the `admin` role.
-async fn admin<F>(shared: &Shared, headers: &HeaderMap, view: F) -> Response
+pub(super) async fn admin<F>(shared: &Shared, headers: &HeaderMap, view: F) -> Response
 where
     F: std::future::Future<Output = Result<Value>>,
 {
@@ -47,4 +51,8 @@ async fn nodes(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respons
         Ok(nodes)
     };
     admin(&shared, &headers, view).await
+}
+
+async fn cron(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    admin(&shared, &headers, crate::cron::admin_view(&shared)).await
 }

@@ -1,6 +1,7 @@
 //! HTTP: RPC, health, admin. One axum router over the node's [`Shared`] state.
 
 mod admin;
+mod admin_jobs;
 mod envelope;
 mod health;
 mod rpc;

@@ -19,19 +19,6 @@ pub fn register(registry: &mut forge::Registry) {
             handler(&ctx, args.text).await
         },
     );
-    forge::Registry::daemon(
-        registry,
-        forge::registry::DaemonDef {
-            name: "idle",
-            module: "notes",
-            mode: forge::registry::DaemonMode::Replicated,
-            restart_ms: 5000,
-        },
-        |ctx| async move {
-            use crate::notes::idle as handler;
-            handler(&ctx).await
-        },
-    );
     forge::Registry::job(
         registry,
         forge::registry::JobDef {
@@ -88,18 +75,69 @@ pub fn register(registry: &mut forge::Registry) {
             handler(&ctx, args.message).await
         },
     );
+    forge::Registry::daemon(
+        registry,
+        forge::registry::DaemonDef {
+            name: "singleton",
+            module: "cluster",
+            mode: forge::registry::DaemonMode::LeaderElected,
+            restart_ms: 5000,
+        },
+        |ctx| async move {
+            use crate::cluster::singleton as handler;
+            handler(&ctx).await
+        },
+    );
+    forge::Registry::job(
+        registry,
+        forge::registry::JobDef {
+            name: "slow_job",
+            module: "cluster",
+            retry: forge::registry::Retry {
+                max_attempts: 3,
+                backoff: forge::registry::Backoff::Fixed,
+                base_ms: 1000,
+                max_ms: 300000,
+            },
+            timeout_ms: None,
+            queue: "default",
+            priority: 0,
+        },
+        |ctx, input| async move {
+            use crate::cluster::slow_job as handler;
+            let input = forge::registry::decode_input(input)?;
+            handler(&ctx, input).await
+        },
+    );
+    forge::Registry::mutation(
+        registry,
+        forge::registry::MutationDef {
+            name: "start_slow",
+            module: "cluster",
+            transactional: true,
+            public: true,
+            timeout_ms: None,
+            tables_written: &[],
+        },
+        |ctx, args| async move {
+            use crate::cluster::start_slow as handler;
+            use args::StartSlow as Args;
+            let args @ Args { .. } = forge::registry::decode_args(args)?;
+            handler(&ctx, args.marker).await
+        },
+    );
     forge::Registry::cron(
         registry,
         forge::registry::CronDef {
             name: "tick",
-            module: "notes",
+            module: "cluster",
             schedule: forge::registry::Schedule::Cron("* * * * * *"),
             timezone: None,
             catch_up: 0,
             timeout_ms: None,
         },
         |ctx| async move {
-            use crate::notes::tick as handler;
+            use crate::cluster::tick as handler;
             handler(&ctx).await
         },
     );
@@ -116,5 +154,10 @@ mod args {
     #[serde(crate = "forge::serde", deny_unknown_fields)]
     pub(super) struct Ping<A0> {
         pub(super) message: A0,
+    }
+    #[derive(forge::serde::Deserialize)]
+    #[serde(crate = "forge::serde", deny_unknown_fields)]
+    pub(super) struct StartSlow<A0> {
+        pub(super) marker: A0,
     }
 }

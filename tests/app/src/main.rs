@@ -1,3 +1,4 @@
+mod cluster;
 mod forge_generated;
 mod notes;
 

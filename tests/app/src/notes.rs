@@ -82,21 +82,3 @@ pub async fn index_note(ctx: &JobContext, input: IndexNote) -> Result<()> {
         .await?;
     Ok(())
 }
-
-/// Records every second's tick.
-#[forge::cron("* * * * * *")]
-pub async fn tick(ctx: &CronContext) -> Result<()> {
-    sqlx::query("INSERT INTO ticks (scheduled_time, late) VALUES ($1, $2)")
-        .bind(ctx.scheduled_time())
-        .bind(ctx.is_late())
-        .execute(ctx.db())
-        .await?;
-    Ok(())
-}
-
-/// Waits for the node to stop.
-#[forge::daemon(replicated)]
-pub async fn idle(ctx: &DaemonContext) -> Result<()> {
-    ctx.shutdown().await;
-    Ok(())
-}

@@ -36,6 +36,7 @@ async function main(): Promise<void> {
   check(known.caller === process.env["ALICE_ID"], JSON.stringify(known));
 
   await rejects(myNotes(anonymous), "UNAUTHORIZED", 401);
+  await rejects(alice.call("no_such_function", {}), "NOT_FOUND", 404);
 
   const first = await addNote(alice, { text: "buy milk" });
   const second = await addNote(alice, { text: "call mum" });

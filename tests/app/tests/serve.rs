@@ -2,90 +2,15 @@
 //! called through its generated TypeScript client in Node.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod support;
+
 use forge::prelude::Uuid;
-use forge::testing::{token, TestDatabase, JWT_SECRET};
+use forge::testing::{token, TestDatabase};
 use forge_tests::typescript;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
-
-fn app_dir() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A port nothing listens on right now.
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    listener.local_addr().expect("local address").port()
-}
-
-/// The app's process; killed when dropped, so a failing test leaves no server behind.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    async fn start(database_url: &str) -> Server {
-        let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_forge-test-app"))
-            .current_dir(app_dir())
-            .env("DATABASE_URL", database_url)
-            .env("FORGE_ADDR", format!("127.0.0.1:{port}"))
-            .env("FORGE_JWT_SECRET", JWT_SECRET)
-            .env("FORGE_SHUTDOWN_GRACE", "5s")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::inherit())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the test app");
-        let server = Server {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let client = reqwest::Client::new();
-        loop {
-            let health = client
-                .get(format!("{}/_api/health", server.url))
-                .send()
-                .await;
-            if health.is_ok_and(|r| r.status().is_success()) {
-                return server;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the app did not answer /_api/health within 30 s"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// SIGTERM, then the exit status.
-    fn terminate(mut self) -> std::process::ExitStatus {
-        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).expect("send SIGTERM");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait for the app") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the app did not stop within 15 s of SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::{app_dir, Server};
 
 /// Compiles the generated client with `client.test.ts` and returns the directory to run it in.
 fn compile_client() -> PathBuf {
@@ -114,7 +39,7 @@ fn compile_client() -> PathBuf {
 async fn the_generated_client_talks_to_the_served_app() {
     let db = TestDatabase::new().await;
     let out = tokio::task::spawn_blocking(compile_client);
-    let server = Server::start(db.url()).await;
+    let server = Server::start(db.url(), &[]).await;
     let out = out.await.expect("compile the client");
 
     let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
@@ -152,7 +77,7 @@ async fn the_generated_client_talks_to_the_served_app() {
     }
     // The once-a-second cron ran on this single node, the leader.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while sqlx::query_scalar::<_, i64>("SELECT count(*) FROM ticks")
+    while sqlx::query_scalar::<_, i64>("SELECT count(*) FROM tick_runs")
         .fetch_one(db.pool())
         .await
         .expect("count ticks")

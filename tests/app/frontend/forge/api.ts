@@ -39,6 +39,19 @@ export function ping(
   return client.call<Pong>("ping", args, options);
 }
 
+export interface StartSlowArgs {
+  marker: string;
+}
+
+/** Queues `slow_job`. */
+export function startSlow(
+  client: ForgeClient,
+  args: StartSlowArgs,
+  options?: CallOptions,
+): Promise<string> {
+  return client.call<string>("start_slow", args, options);
+}
+
 /** Every query by the name it is called by: its arguments and its result. */
 export interface Queries {
   my_notes: { args: Record<string, never>; result: Note[] };
@@ -48,4 +61,5 @@ export interface Queries {
 /** Every mutation by the name it is called by: its arguments and its result. */
 export interface Mutations {
   add_note: { args: AddNoteArgs; result: number };
+  start_slow: { args: StartSlowArgs; result: string };
 }

@@ -1,5 +1,17 @@
-//! The job queue: `dispatch_job` inserts into `forge_jobs`; workers claim with
-//! `FOR UPDATE SKIP LOCKED`.
+//! The job queue: `dispatch_job` inserts into `forge_jobs`; each node's worker
+//! ([`worker::work`]) claims with `FOR UPDATE SKIP LOCKED` and runs them ([`run`]).
+//!
+//! The life of a row: `pending` → `running` (claimed: `attempts` + 1, `locked_by` = the node,
+//! a lease) → `completed`, or `failed` (retried at `scheduled_at`) → … → `dead` after the
+//! last attempt. A `running` row whose lease expired belongs to a node that died; the sweep
+//! puts it back to `pending` (or `dead` when that was its last attempt), so every job runs
+//! at least once. A node that shuts down gracefully hands its unfinished jobs back itself,
+//! without charging the attempt.
+
+mod run;
+mod worker;
+
+pub(crate) use worker::work;
 
 use std::sync::Arc;
 

@@ -1,0 +1,322 @@
+//! Leader election: one node of the cluster leads, and only the leader schedules crons and
+//! runs `leader_elected` daemons.
+//!
+//! Leadership is a session-level advisory lock ([`LOCK_KEY`]) held by a connection of its
+//! own, outside the pool: the lock lives exactly as long as that server session, so a leader
+//! that dies loses it with its socket, and nothing has to expire first. The row in
+//! `forge_leaders` only makes leadership visible (who, since when, until when it was last
+//! confirmed); the lock decides.
+//!
+//! Timing, with `L` = `config.leader_lease`:
+//! - a follower tries the lock every [`retry_interval`] (`L/3`, at most 1s);
+//! - the leader confirms its session every `L/3` (a query on the lock's connection that also
+//!   renews `lease_expires_at` to now + `L`) and steps down — cancelling its work — as soon
+//!   as a confirmation fails or takes longer than `L/3`, so at most `2L/3` after the last
+//!   good one;
+//! - the server drops a silent leader session (network partition, host gone) through TCP
+//!   keepalives and `tcp_user_timeout` set on that session: between `L` and about `4L/3`
+//!   after it last heard from the leader, which is later than the leader fences itself.
+//!
+//! So a new leader takes over within one retry interval when the leader process dies or
+//! shuts down, and within about `4L/3` + 1s when it becomes unreachable (≈ 21s at the
+//! default `L` = 15s).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions as _, Connection as _, PgConnection};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::task_tracker::TaskTrackerToken;
+use tokio_util::task::TaskTracker;
+
+use crate::shared::Shared;
+use crate::Result;
+
+/// The advisory lock key: "forgeldr" in ASCII, recognisable in `pg_locks` and distinct from
+/// forge-migrate's "forgemig".
+pub(crate) const LOCK_KEY: i64 = 0x666f_7267_656c_6472;
+
+/// The one role in `forge_leaders`: cron scheduling and every leader-elected daemon follow
+/// the same leader (see ARCHITECTURE.md, "Runtime").
+pub(crate) const ROLE: &str = "leader";
+
+/// How often a follower tries to take the lock.
+pub(crate) fn retry_interval(lease: Duration) -> Duration {
+    (lease / 3).clamp(Duration::from_millis(50), Duration::from_secs(1))
+}
+
+/// How often the leader confirms its session, and how long one confirmation may take.
+fn check_interval(lease: Duration) -> Duration {
+    (lease / 3).max(Duration::from_millis(50))
+}
+
+/// One period of leadership, as the leader's work sees it.
+#[derive(Clone)]
+pub(crate) struct Term {
+    /// Cancelled when this node stops leading (lost session, shutdown).
+    pub stop: CancellationToken,
+    /// Work of this term registers here; leadership is released at shutdown only once
+    /// the work has stopped, so a leader-elected daemon never runs on two nodes because
+    /// one was still winding down.
+    work: TaskTracker,
+}
+
+impl Term {
+    /// Keeps the term's release waiting until the returned token is dropped.
+    pub fn hold(&self) -> TaskTrackerToken {
+        self.work.token()
+    }
+}
+
+/// This node's view of its leadership.
+#[derive(Clone)]
+pub(crate) struct Leadership {
+    terms: watch::Receiver<Option<Term>>,
+    shutdown: CancellationToken,
+}
+
+impl Leadership {
+    /// Waits until this node leads and returns the term; `None` once the node stops.
+    pub async fn acquired(&mut self) -> Option<Term> {
+        loop {
+            if self.shutdown.is_cancelled() {
+                return None;
+            }
+            if let Some(term) = self.terms.borrow_and_update().clone() {
+                if !term.stop.is_cancelled() {
+                    return Some(term);
+                }
+            }
+            tokio::select! {
+                () = self.shutdown.cancelled() => return None,
+                // The sender lives as long as the election task: gone means it ended.
+                changed = self.terms.changed() => changed.ok()?,
+            }
+        }
+    }
+
+    pub fn is_leading(&self) -> bool {
+        self.terms
+            .borrow()
+            .as_ref()
+            .is_some_and(|term| !term.stop.is_cancelled())
+    }
+}
+
+/// Starts the election on `tasks`.
+pub(crate) fn spawn(shared: &Arc<Shared>, tasks: &mut JoinSet<()>) -> Leadership {
+    let (sender, receiver) = watch::channel(None);
+    let shared = shared.clone();
+    let leadership = Leadership {
+        terms: receiver,
+        shutdown: shared.shutdown.clone(),
+    };
+    tasks.spawn(async move { elect(shared, sender).await });
+    leadership
+}
+
+async fn elect(shared: Arc<Shared>, sender: watch::Sender<Option<Term>>) {
+    let lease = shared.config.leader_lease;
+    let stop = shared.shutdown.clone();
+    let mut conn: Option<PgConnection> = None;
+    while !stop.is_cancelled() {
+        let attempt = async {
+            let c = match conn.as_mut() {
+                Some(c) => c,
+                None => conn.insert(connect(&shared).await?),
+            };
+            try_lead(c, &shared).await
+        };
+        let acquired = match tokio::time::timeout(lease, attempt).await {
+            Ok(Ok(acquired)) => acquired,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "leader election: cannot reach the database");
+                conn = None;
+                false
+            }
+            Err(_) => {
+                tracing::warn!("leader election: the database did not answer in time");
+                conn = None;
+                false
+            }
+        };
+        if acquired {
+            if let Some(c) = conn.take() {
+                conn = lead(c, &shared, &sender).await;
+            }
+            continue;
+        }
+        tokio::select! {
+            () = stop.cancelled() => {}
+            () = tokio::time::sleep(retry_interval(lease)) => {}
+        }
+    }
+    if let Some(conn) = conn {
+        let _ = conn.close().await;
+    }
+}
+
+/// The dedicated connection. The server-side keepalives bound how long a leader that became
+/// unreachable keeps the lock (see the module documentation).
+async fn connect(shared: &Shared) -> Result<PgConnection> {
+    let lease = shared.config.leader_lease;
+    let keepalive_s = (lease.as_secs() / 3).max(1);
+    let user_timeout_ms = lease.as_millis().max(1000);
+    let options: PgConnectOptions = (*shared.primary.connect_options()).clone();
+    let conn = options
+        .application_name(&format!(
+            "forge leader {}",
+            &shared.node_id.to_string()[..8]
+        ))
+        .options([
+            ("tcp_keepalives_idle", keepalive_s.to_string()),
+            ("tcp_keepalives_interval", keepalive_s.to_string()),
+            ("tcp_keepalives_count", "3".to_owned()),
+            ("tcp_user_timeout", user_timeout_ms.to_string()),
+        ])
+        .connect()
+        .await?;
+    Ok(conn)
+}
+
+/// Takes the lock and claims the row, or returns false when another session holds the lock.
+async fn try_lead(conn: &mut PgConnection, shared: &Shared) -> Result<bool> {
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(LOCK_KEY)
+        .fetch_one(&mut *conn)
+        .await?;
+    if !locked {
+        return Ok(false);
+    }
+    // Holding the lock makes this node the leader, so it overwrites whatever row a dead
+    // leader left behind.
+    let claimed = sqlx::query(
+        "INSERT INTO forge_leaders (role, node_id, lease_expires_at) \
+         VALUES ($1, $2, now() + $3 * interval '1 millisecond') \
+         ON CONFLICT (role) DO UPDATE \
+         SET node_id = EXCLUDED.node_id, acquired_at = now(), \
+             lease_expires_at = EXCLUDED.lease_expires_at",
+    )
+    .bind(ROLE)
+    .bind(shared.node_id)
+    .bind(shared.config.leader_lease.as_millis() as f64)
+    .execute(&mut *conn)
+    .await;
+    if let Err(error) = claimed {
+        // Typically our forge_nodes row is gone (this node was taken for dead); the
+        // heartbeat registers it again and a later attempt succeeds.
+        let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(LOCK_KEY)
+            .execute(&mut *conn)
+            .await;
+        return Err(error.into());
+    }
+    Ok(true)
+}
+
+/// Leads until the session fails or the node shuts down. Returns the connection to keep
+/// using for election when it is still good.
+async fn lead(
+    mut conn: PgConnection,
+    shared: &Shared,
+    sender: &watch::Sender<Option<Term>>,
+) -> Option<PgConnection> {
+    let lease = shared.config.leader_lease;
+    let every = check_interval(lease);
+    let term = Term {
+        stop: shared.shutdown.child_token(),
+        work: TaskTracker::new(),
+    };
+    tracing::info!(node = %shared.node_id, "this node is now the leader");
+    sender.send_replace(Some(term.clone()));
+
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    let lost = loop {
+        tokio::select! {
+            () = shared.shutdown.cancelled() => break None,
+            _ = ticks.tick() => {}
+        }
+        match tokio::time::timeout(every, renew(&mut conn, shared)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => break Some(error.to_string()),
+            Err(_) => break Some(format!("the database did not confirm within {every:?}")),
+        }
+    };
+
+    sender.send_replace(None);
+    term.stop.cancel();
+    term.work.close();
+    let grace = shared.config.shutdown_grace;
+    let stopped = async {
+        if tokio::time::timeout(grace, term.work.wait()).await.is_err() {
+            tracing::warn!(?grace, "leader work did not stop within the grace period");
+        }
+    };
+    match lost {
+        Some(reason) => {
+            // The session may be dead already, or merely unconfirmed: either way it is let
+            // go at once so the bound on failover holds; the work winds down meanwhile, and
+            // this node only competes again once it has.
+            tracing::warn!(%reason, "stepped down: lost the leader session");
+            drop(conn);
+            stopped.await;
+            None
+        }
+        None => {
+            // At shutdown the work ends before the lock is released, so another node never
+            // starts a leader-elected daemon while this one still runs it.
+            stopped.await;
+            release(&mut conn, shared).await;
+            Some(conn)
+        }
+    }
+}
+
+/// Confirms the session and extends the visible lease. Zero rows means the row was taken
+/// away (this node was deleted as stale); that counts as a failure.
+async fn renew(conn: &mut PgConnection, shared: &Shared) -> Result<()> {
+    let updated = sqlx::query(
+        "UPDATE forge_leaders SET lease_expires_at = now() + $3 * interval '1 millisecond' \
+         WHERE role = $1 AND node_id = $2",
+    )
+    .bind(ROLE)
+    .bind(shared.node_id)
+    .bind(shared.config.leader_lease.as_millis() as f64)
+    .execute(&mut *conn)
+    .await?;
+    if updated.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(crate::Error::Internal(
+            "this node's forge_leaders row is gone".into(),
+        ))
+    }
+}
+
+/// Gives leadership up at shutdown so a follower takes over on its next try instead of
+/// waiting for anything to expire.
+async fn release(conn: &mut PgConnection, shared: &Shared) {
+    let released = async {
+        sqlx::query("DELETE FROM forge_leaders WHERE role = $1 AND node_id = $2")
+            .bind(ROLE)
+            .bind(shared.node_id)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(LOCK_KEY)
+            .execute(&mut *conn)
+            .await?;
+        Ok::<_, sqlx::Error>(())
+    };
+    match tokio::time::timeout(check_interval(shared.config.leader_lease), released).await {
+        Ok(Ok(())) => tracing::info!("released leadership"),
+        // Closing the connection releases the lock anyway; the row goes with the node.
+        Ok(Err(error)) => tracing::warn!(%error, "could not release leadership cleanly"),
+        Err(_) => tracing::warn!("releasing leadership timed out"),
+    }
+}
