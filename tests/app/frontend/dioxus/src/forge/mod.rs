@@ -214,6 +214,12 @@ fn decode<T: serde::de::DeserializeOwned>(
     }
 }
 
+/// Input of `slow_job`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Slow {
+    pub marker: String,
+}
+
 /// Input of `index_note`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct IndexNote {
@@ -260,6 +266,16 @@ pub async fn ping(client: &Client, message: String) -> Result<Pong, ForgeError> 
     }
     let args = Args { message };
     client.call("ping", &args).await
+}
+
+/// Queues `slow_job`.
+pub async fn start_slow(client: &Client, marker: String) -> Result<String, ForgeError> {
+    #[derive(serde::Serialize)]
+    struct Args {
+        marker: String,
+    }
+    let args = Args { marker };
+    client.call("start_slow", &args).await
 }
 
 /// The caller's notes, oldest first.
