@@ -236,6 +236,13 @@ pub struct Note {
     pub created_at: String,
 }
 
+/// What the notes webhook receives.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct NoteHook {
+    pub owner_id: String,
+    pub text: String,
+}
+
 /// What `ping` answers.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Pong {
