@@ -48,6 +48,9 @@ pub struct McpToolDef {
     pub title: Option<&'static str>,
     pub description: Option<&'static str>,
     pub read_only: bool,
+    /// The JSON text of the JSON Schema (draft 2020-12) of the tool's `args` object,
+    /// self-contained: what `tools/list` sends as `inputSchema`.
+    pub input_schema: &'static str,
 }
 
 #[derive(Debug, Clone, Copy)]
