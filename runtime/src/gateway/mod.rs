@@ -1,9 +1,10 @@
-//! HTTP: RPC, health, admin, webhooks. One axum router over the node's [`Shared`] state.
+//! HTTP: RPC, MCP, health, admin, webhooks. One axum router over the node's [`Shared`] state.
 
 mod admin;
 mod admin_jobs;
 mod envelope;
 mod health;
+mod mcp;
 mod rpc;
 mod webhook;
 
@@ -21,6 +22,7 @@ pub(crate) fn router(shared: Arc<Shared>, webhooks: Webhooks) -> Router {
     let webhooks = Arc::new(webhooks);
     Router::new()
         .route("/_api/rpc/{name}", post(rpc::call))
+        .route("/_api/mcp", post(mcp::post))
         .route("/_api/health", get(health::health))
         .route("/_api/ready", get(health::ready))
         .nest("/_api/admin", admin::router())
