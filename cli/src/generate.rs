@@ -25,6 +25,10 @@ pub struct Args {
     /// Also write the IR as JSON to FILE (`-` for stdout).
     #[arg(long, value_name = "FILE")]
     emit_ir: Option<PathBuf>,
+    /// Keep running and regenerate on every save of src/, migrations/, forge.toml or
+    /// forge.lock (Ctrl-C stops).
+    #[arg(long, conflicts_with_all = ["check", "emit_ir"])]
+    watch: bool,
 }
 
 /// `forge generate` in `root`, as `forge new` runs it after writing files.
@@ -34,11 +38,15 @@ pub fn run_in(root: &Path) -> Result<Outcome, Fatal> {
         &Args {
             check: false,
             emit_ir: None,
+            watch: false,
         },
     )
 }
 
 pub fn run(project: Option<&Path>, args: &Args) -> Result<Outcome, Fatal> {
+    if args.watch {
+        return crate::watch::run(project);
+    }
     let started = Instant::now();
     let project = Project::locate(project)?;
     let sources = sources::read(&project.root)?;
