@@ -21,7 +21,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let corpus = PathBuf::from(args.next().expect("usage: watch_latency CORPUS [ITERATIONS]"));
+    let corpus = PathBuf::from(
+        args.next()
+            .expect("usage: watch_latency CORPUS [ITERATIONS]"),
+    );
     let iterations: usize = args.next().map_or(30, |n| n.parse().expect("a number"));
     let exe = std::env::current_exe().expect("current exe");
     let forge = exe
@@ -54,7 +57,10 @@ fn main() {
             break;
         }
     }
-    println!("started in {:.0} ms", ready.elapsed().as_secs_f64() * 1000.0);
+    println!(
+        "started in {:.0} ms",
+        ready.elapsed().as_secs_f64() * 1000.0
+    );
 
     let outputs = outputs(&corpus);
     let mut end_to_end = Vec::new();
@@ -91,7 +97,10 @@ fn main() {
     let _ = nix_interrupt(child.id());
     let _ = child.wait();
 
-    report("save → output replaced (includes the 50 ms quiet period)", &mut end_to_end);
+    report(
+        "save → output replaced (includes the 50 ms quiet period)",
+        &mut end_to_end,
+    );
     report("regeneration as the watcher reports it", &mut regeneration);
 }
 
@@ -109,7 +118,10 @@ fn edit(text: &str, i: usize) -> String {
 }
 
 fn outputs(corpus: &Path) -> Vec<PathBuf> {
-    let mut outputs = vec![corpus.join("src/forge_generated.rs"), corpus.join("forge.lock")];
+    let mut outputs = vec![
+        corpus.join("src/forge_generated.rs"),
+        corpus.join("forge.lock"),
+    ];
     if let Ok(entries) = std::fs::read_dir(corpus.join("frontend/src/lib/forge")) {
         outputs.extend(entries.flatten().map(|e| e.path()));
     }

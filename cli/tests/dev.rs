@@ -64,9 +64,9 @@ fn greeting(value: &str) -> String {
 fn app_pid(dev: &Running) -> u32 {
     dev.output()
         .lines()
+        .rev()
         .filter_map(|line| line.strip_prefix("dev | cargo run (pid "))
-        .filter_map(|rest| rest.trim_end_matches(')').parse().ok())
-        .last()
+        .find_map(|rest| rest.trim_end_matches(')').parse().ok())
         .expect("forge dev said which process it started")
 }
 
