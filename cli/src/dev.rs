@@ -167,28 +167,28 @@ impl DevDatabase {
     fn open(root: &Path, runtime: &tokio::runtime::Runtime) -> Result<DevDatabase, Fatal> {
         let resolver = Resolver::from_env();
         let fatal = |e: forge_db::DbError| Fatal(e.to_string());
-        // Looked at before resolving, which starts the server when it is down: that is the
-        // only moment forge dev can tell a server it started from one already running.
-        let cluster = match resolver.database_url {
-            Some(_) => None,
-            None => {
-                let cluster = resolver.cluster(root).map_err(fatal)?;
-                let running = cluster.status().map_err(fatal)?.server.is_some();
-                Some((cluster, running))
-            }
-        };
-        if cluster.as_ref().is_some_and(|(_, running)| !running) {
-            say(Who::Db, "starting the development PostgreSQL (.forge/pg)");
+        if resolver.database_url.is_none() {
+            // initdb on first use takes seconds: say what is happening.
+            say(
+                Who::Db,
+                "the development PostgreSQL (.forge/pg), started when needed",
+            );
         }
         let database = runtime.block_on(resolver.resolve(root)).map_err(fatal)?;
         let mut started = None;
-        match (&database.source, cluster) {
-            (Source::Embedded { server, data_dir }, Some((cluster, already))) => {
-                let whose = if already {
-                    "already running, left running on exit"
-                } else {
-                    started = Some(cluster);
+        match &database.source {
+            Source::Embedded {
+                server,
+                data_dir,
+                started: by_us,
+            } => {
+                // forge-db decided `by_us` under the cluster's lock, so a server another
+                // forge process started at the same moment is not taken for ours.
+                let whose = if *by_us {
+                    started = Some(resolver.cluster(root).map_err(fatal)?);
                     "stopped when forge dev stops"
+                } else {
+                    "already running, left running on exit"
                 };
                 say(
                     Who::Db,
@@ -200,7 +200,7 @@ impl DevDatabase {
                     ),
                 );
             }
-            _ => say(Who::Db, "using the server in DATABASE_URL"),
+            Source::Environment => say(Who::Db, "using the server in DATABASE_URL"),
         }
         say(Who::Db, format_args!("DATABASE_URL={}", database.url));
         Ok(DevDatabase {

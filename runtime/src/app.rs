@@ -79,6 +79,8 @@ impl App {
                 registry.duplicates.join(", ")
             )));
         }
+        // Webhook secrets are read once, before anything else starts.
+        let webhooks = gateway::Webhooks::load(&registry)?;
         let url = match &config.database_url {
             Some(url) => url.clone(),
             None => {
@@ -146,7 +148,7 @@ impl App {
         });
 
         let mut subsystems = JoinSet::new();
-        let router = gateway::router(shared.clone());
+        let router = gateway::router(shared.clone(), webhooks);
         let stop = shared.shutdown.clone();
         subsystems.spawn(async move {
             let served = axum::serve(listener, router)
