@@ -29,6 +29,10 @@ pub struct Args {
     /// targets`: `rust`, `typescript`, `dioxus`, `jsonschema`.
     #[arg(long = "target", value_name = "TARGET", value_parser = parse_target)]
     targets: Vec<Target>,
+    /// Keep running and regenerate on every save of src/, migrations/, forge.toml or
+    /// forge.lock (Ctrl-C stops).
+    #[arg(long, conflicts_with_all = ["check", "emit_ir"])]
+    watch: bool,
 }
 
 fn parse_target(name: &str) -> Result<Target, String> {
@@ -43,11 +47,15 @@ pub fn run_in(root: &Path) -> Result<Outcome, Fatal> {
             check: false,
             emit_ir: None,
             targets: Vec::new(),
+            watch: false,
         },
     )
 }
 
 pub fn run(project: Option<&Path>, args: &Args) -> Result<Outcome, Fatal> {
+    if args.watch {
+        return crate::watch::run(project);
+    }
     let started = Instant::now();
     let mut project = Project::locate(project)?;
     // `--target` picks from the targets; the no-change stamp is for full runs only.
