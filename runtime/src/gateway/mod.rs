@@ -1,21 +1,84 @@
-//! HTTP: RPC, health, admin. One axum router over the node's [`Shared`] state.
+//! HTTP (feature `gateway`): RPC, health, admin. One axum router over the node's
+//! [`Shared`] state, and what only the gateway uses: token verification and the read
+//! replicas queries go to.
 
 mod admin;
+mod admin_cron;
 mod admin_jobs;
+mod auth;
+mod call;
 mod envelope;
 mod health;
+mod replicas;
 mod rpc;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::routing::{get, post};
 use axum::Router;
+use tokio::task::JoinSet;
 
+use crate::config::Config;
 use crate::shared::Shared;
+use crate::{Error, Result};
 
+use auth::Verifier;
 pub(crate) use envelope::{RequestId, Response};
+use replicas::Replicas;
 
-pub(crate) fn router(shared: Arc<Shared>) -> Router {
+/// The gateway's part of the node's [`Shared`] state.
+pub(crate) struct Gateway {
+    /// `None` without `FORGE_JWT_SECRET`: then only public handlers can be called.
+    pub verifier: Option<Verifier>,
+    /// `DATABASE_REPLICA_URLS`: where queries go while healthy.
+    pub replicas: Replicas,
+}
+
+impl Gateway {
+    /// Connects the replicas (lazily) and probes them once, so that the node starts with
+    /// their real state.
+    pub async fn new(config: &Config) -> Result<Gateway> {
+        let replicas = Replicas::connect(&config.replica_urls, config.max_connections)?;
+        replicas.probe_once().await;
+        if config.jwt_secret.is_none() {
+            tracing::warn!("FORGE_JWT_SECRET is not set: only public handlers can be called");
+        }
+        let verifier = config
+            .jwt_secret
+            .as_deref()
+            .map(|secret| Verifier::hs256(secret.as_bytes()));
+        Ok(Gateway { verifier, replicas })
+    }
+}
+
+/// Binds `config.addr` and serves on `tasks` until the node shuts down, probing the
+/// replicas meanwhile; returns the bound address (useful with port 0).
+pub(crate) async fn serve(shared: &Arc<Shared>, tasks: &mut JoinSet<()>) -> Result<SocketAddr> {
+    let config = &shared.config;
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .map_err(|e| Error::Internal(format!("cannot listen on {}: {e}", config.addr)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::Internal(format!("cannot read the listening address: {e}")))?;
+    let replicas = shared.gateway.replicas.clone();
+    let stop = shared.shutdown.clone();
+    tasks.spawn(async move { replicas.probe_until(stop).await });
+    let router = router(shared.clone());
+    let stop = shared.shutdown.clone();
+    tasks.spawn(async move {
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+        if let Err(error) = served {
+            tracing::error!(%error, "the HTTP server stopped");
+        }
+    });
+    Ok(addr)
+}
+
+fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/_api/rpc/{name}", post(rpc::call))
         .route("/_api/health", get(health::health))

@@ -6,44 +6,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::header::AUTHORIZATION;
-use axum::http::HeaderMap;
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use crate::auth::Auth;
+use crate::error::panic_message;
 use crate::shared::Shared;
 use crate::tx::TxCell;
 use crate::{Error, Result};
-
-/// The caller's identity from an `Authorization` header. A handler that is not public needs
-/// a valid token; a public one runs anonymously when the token is missing or invalid, so a
-/// client that always sends its (perhaps expired) token can still reach public handlers.
-pub(crate) fn authenticate(
-    shared: &Shared,
-    headers: &HeaderMap,
-    public: bool,
-) -> Result<Option<Auth>> {
-    let header = headers.get(AUTHORIZATION).map(|value| {
-        value
-            .to_str()
-            .map_err(|_| Error::Unauthorized("the Authorization header is not valid text".into()))
-    });
-    let verified = match (header, &shared.verifier) {
-        (None, _) => Err(Error::Unauthorized(
-            "this needs a bearer token (Authorization: Bearer <jwt>)".into(),
-        )),
-        (Some(_), None) => Err(Error::Unauthorized(
-            "this server accepts no tokens: FORGE_JWT_SECRET is not set".into(),
-        )),
-        (Some(header), Some(verifier)) => header.and_then(|h| verifier.verify_header(h)),
-    };
-    match verified {
-        Ok(auth) => Ok(Some(auth)),
-        Err(_) if public => Ok(None),
-        Err(error) => Err(error),
-    }
-}
 
 /// Runs `call` on a tracked task within `timeout_ms`.
 pub(crate) async fn run(
@@ -67,15 +36,10 @@ pub(crate) async fn run(
     });
     match task.await {
         Ok(result) => result,
-        Err(error) if error.is_panic() => {
-            let panic = error.into_panic();
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            Err(Error::Internal(format!("`{name}` panicked: {message}")))
-        }
+        Err(error) if error.is_panic() => Err(Error::Internal(format!(
+            "`{name}` panicked: {}",
+            panic_message(&*error.into_panic())
+        ))),
         Err(_) => Err(Error::Internal(format!("`{name}` was cancelled"))),
     }
 }
