@@ -78,7 +78,10 @@ fn fatal(error: DbError) -> Fatal {
 }
 
 fn started(database: &Database) {
-    if let Source::Embedded { data_dir, server } = &database.source {
+    if let Source::Embedded {
+        data_dir, server, ..
+    } = &database.source
+    {
         eprintln!(
             "forge db: PostgreSQL runs on 127.0.0.1:{} (pid {}), data in {}",
             server.port,

@@ -1,18 +1,29 @@
-//! `forge migrate up | status`: the project's `migrations/` against the database
-//! `forge_db::resolve` picks (DATABASE_URL, else the development cluster).
+//! `forge migrate new | up | status | verify`: the project's `migrations/`, on their own
+//! (`new`, `verify`: no database) or against the database `forge_db::resolve` picks
+//! (DATABASE_URL, else the development cluster).
 //!
 //! Results go to stdout, progress and problems to stderr. Exit codes: 1 when the migrations
-//! are at fault (a failing statement, an edited or deleted applied file), 2 when forge cannot
-//! run at all (no database, lock not obtained).
+//! are at fault (a failing statement, an edited or deleted applied file, a misnamed file), 2
+//! when forge cannot run at all (no database, lock not obtained, unreadable forge.lock).
+//!
+//! `up` and `status` stop the development server afterwards when they started it, as DESIGN
+//! says ("stops it when done"); one that was already running (`forge db start`, `forge dev`)
+//! is left running.
 
+use std::collections::HashMap;
+use std::fs::OpenOptions;
 use std::future::Future;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use forge_codegen::check;
+use forge_codegen::ir::{Diagnostic, Severity};
+use forge_codegen::lock::{Lock, LOCK_FILE};
+use forge_db::{Resolver, Source};
 use forge_migrate::runner::{
     self, AppliedMigration, FileStatus, Kind, MigrateError, State, Status, UpOptions,
 };
@@ -20,8 +31,9 @@ use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 
+use crate::generate::read_optional;
 use crate::project::Project;
-use crate::{Fatal, Outcome};
+use crate::{format, render, sources, Fatal, Outcome};
 
 /// Where a project's migration files live, relative to its root.
 pub const MIGRATIONS_DIR: &str = "migrations";
@@ -38,6 +50,11 @@ pub struct Args {
 
 #[derive(clap::Subcommand)]
 enum Command {
+    /// Create migrations/NNNN_<name>.sql with the next number and print its path.
+    New {
+        /// Lower-case words joined by `_`, such as `add_users`.
+        name: String,
+    },
     /// Apply forge's system schema and the pending files of migrations/, in order.
     Up {
         /// List what would be applied; change nothing.
@@ -52,6 +69,13 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
+    /// Check migrations/ without a database: file names and numbering (FG601), and that
+    /// every migration forge.lock records is unchanged and present (FG602).
+    Verify {
+        /// How to report: rustc-style text, JSON lines, GitHub workflow commands or SARIF.
+        #[arg(long, value_enum, default_value_t = format::Format::Human)]
+        format: format::Format,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -63,21 +87,164 @@ enum Format {
 pub fn run(project: Option<&Path>, args: &Args) -> Result<Outcome, Fatal> {
     let project = Project::locate(project)?;
     let dir = project.root.join(MIGRATIONS_DIR);
-    block_on(async {
-        let database = forge_db::resolve(&project.root)
-            .await
-            .map_err(|e| Fatal(e.to_string()))?;
+    match &args.command {
+        Command::New { name } => new(&project, name),
+        Command::Verify { format } => verify(&project, *format),
+        Command::Up {
+            dry_run,
+            lock_timeout,
+        } => with_database(&project, |pool| async move {
+            up(&pool, &dir, *dry_run, Duration::from_secs(*lock_timeout)).await
+        }),
+        Command::Status { format } => with_database(&project, |pool| async move {
+            status(&pool, &dir, *format).await
+        }),
+    }
+}
+
+/// Runs `command` against the project's database, then stops the development server if
+/// resolving it started it, whatever the command's outcome.
+fn with_database<F, Fut>(project: &Project, command: F) -> Result<Outcome, Fatal>
+where
+    F: FnOnce(PgPool) -> Fut,
+    Fut: Future<Output = Result<Outcome, Fatal>>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Fatal(format!("cannot start the async runtime: {e}")))?;
+    let resolver = Resolver::from_env();
+    let database = runtime
+        .block_on(resolver.resolve(&project.root))
+        .map_err(|e| Fatal(e.to_string()))?;
+    let outcome = runtime.block_on(async {
         let pool = connect(&database.url).await?;
-        let outcome = match &args.command {
-            Command::Up {
-                dry_run,
-                lock_timeout,
-            } => up(&pool, &dir, *dry_run, Duration::from_secs(*lock_timeout)).await,
-            Command::Status { format } => status(&pool, &dir, *format).await,
-        };
+        let outcome = command(pool.clone()).await;
         pool.close().await;
         outcome
+    });
+    if let Source::Embedded { started: true, .. } = database.source {
+        // A failure to stop is worth a line but must not hide how the command went.
+        match resolver.cluster(&project.root).and_then(|c| c.stop()) {
+            Ok(_) => eprintln!(
+                "forge migrate: stopped the development server it started \
+                 (`forge db start` keeps one running)"
+            ),
+            Err(e) => eprintln!("forge migrate: could not stop the development server: {e}"),
+        }
+    }
+    outcome
+}
+
+fn new(project: &Project, name: &str) -> Result<Outcome, Fatal> {
+    let migrations = sources::read_migrations(&project.root)?;
+    let lock = read_lock(project)?;
+    let file = check::new_file_name(&migrations, &lock, name).map_err(|e| Fatal(e.to_string()))?;
+    let dir = project.root.join(MIGRATIONS_DIR);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Fatal(format!("cannot create {}: {e}", dir.display())))?;
+    let path = dir.join(&file);
+    // create_new: a file that appeared since the directory was read (another `new`, an
+    // editor) is never overwritten.
+    let mut out = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => Fatal(format!(
+                "{} already exists; forge never overwrites a migration",
+                path.display()
+            )),
+            _ => Fatal(format!("cannot create {}: {e}", path.display())),
+        })?;
+    out.write_all(template(&file).as_bytes())
+        .map_err(|e| Fatal(format!("cannot write {}: {e}", path.display())))?;
+    println!("{}", path.display());
+    Ok(Outcome::Clean)
+}
+
+fn template(file: &str) -> String {
+    format!(
+        "-- {file}\n\
+         -- Forward-only: once a database has applied this file, change things in a new one.\n\
+         -- It runs in one transaction; for statements that refuse one (CREATE INDEX\n\
+         -- CONCURRENTLY) put the line `-- forge:no-transaction` in this comment block.\n\n"
+    )
+}
+
+fn read_lock(project: &Project) -> Result<Lock, Fatal> {
+    match read_optional(&project.root.join(LOCK_FILE))? {
+        Some(text) => Lock::parse(&text).map_err(|e| Fatal(format!("{LOCK_FILE}: {e}"))),
+        None => Ok(Lock::default()),
+    }
+}
+
+/// FG601 and FG602, the same code and the same report as `forge check`, without parsing
+/// the crate or touching a database.
+fn verify(project: &Project, format: format::Format) -> Result<Outcome, Fatal> {
+    let migrations = sources::read_migrations(&project.root)?;
+    let lock_text = read_optional(&project.root.join(LOCK_FILE))?;
+    let lock = match &lock_text {
+        Some(text) => Lock::parse(text).map_err(|e| Fatal(format!("{LOCK_FILE}: {e}")))?,
+        None => Lock::default(),
+    };
+    let diagnostics = check::check_migrations(&migrations, &lock, &project.config.check);
+    let report = match format {
+        format::Format::Human => {
+            let texts = report_sources(project, &diagnostics, lock_text.as_deref());
+            let texts: HashMap<&str, &str> = texts
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            render::render(&diagnostics, &texts, render::use_color(&std::io::stdout()))
+        }
+        other => format::format(other, &diagnostics),
+    };
+    let _ = std::io::stdout().lock().write_all(report.as_bytes());
+    let errors = diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
+    if format == format::Format::Human {
+        if diagnostics.is_empty() {
+            eprintln!(
+                "forge migrate verify: no problems in {} file(s) in {MIGRATIONS_DIR}/",
+                migrations.len()
+            );
+        } else {
+            let warnings = diagnostics.len() - errors;
+            eprintln!("forge migrate verify: {errors} error(s), {warnings} warning(s)");
+        }
+    }
+    Ok(if errors > 0 {
+        Outcome::Problems
+    } else {
+        Outcome::Clean
     })
+}
+
+/// The text of every file a diagnostic points at, for the code frames; a file that cannot
+/// be read as text is reported by name and position alone.
+fn report_sources(
+    project: &Project,
+    diagnostics: &[Diagnostic],
+    lock_text: Option<&str>,
+) -> HashMap<String, String> {
+    let mut texts = HashMap::new();
+    for span in diagnostics.iter().filter_map(|d| d.span.as_ref()) {
+        if texts.contains_key(&span.file) {
+            continue;
+        }
+        let text = if span.file == LOCK_FILE {
+            lock_text.map(str::to_owned)
+        } else {
+            std::fs::read_to_string(project.root.join(&span.file)).ok()
+        };
+        if let Some(text) = text {
+            texts.insert(span.file.clone(), text);
+        }
+    }
+    texts
 }
 
 async fn connect(url: &str) -> Result<PgPool, Fatal> {
@@ -278,12 +445,4 @@ fn failed(error: MigrateError) -> Result<Outcome, Fatal> {
     } else {
         Err(Fatal(error.to_string()))
     }
-}
-
-fn block_on<T>(future: impl Future<Output = Result<T, Fatal>>) -> Result<T, Fatal> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Fatal(format!("cannot start the async runtime: {e}")))?
-        .block_on(future)
 }

@@ -178,7 +178,8 @@ async fn a_runner_killed_mid_migration_leaves_a_state_the_next_run_completes() {
     for _ in 0..200 {
         sleeping = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
-                            WHERE datname = current_database() AND query LIKE 'SELECT pg_sleep%')",
+                            WHERE datname = current_database() AND pid <> pg_backend_pid()
+                              AND state = 'active' AND query LIKE '%SELECT pg_sleep(1.5)%')",
         )
         .fetch_one(db.pool())
         .await
@@ -204,4 +205,286 @@ async fn a_runner_killed_mid_migration_leaves_a_state_the_next_run_completes() {
     .await
     .expect("forge_migrations");
     assert_eq!(versions, [1, 2, 3]);
+}
+
+/// `forge migrate` with no database at all: `new` and `verify` must not need one, so any
+/// attempt to connect would fail loudly.
+fn offline(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    migrate(
+        dir,
+        "postgres://nobody@127.0.0.1:1/none?connect_timeout=1",
+        args,
+    )
+}
+
+#[test]
+fn new_numbers_files_at_the_existing_width_and_never_overwrites() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path();
+    std::fs::write(root.join("forge.toml"), "[project]\nname = \"x\"\n").expect("write");
+
+    let (code, stdout, stderr) = offline(root, &["new", "create_users"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let created = Path::new(stdout.trim());
+    assert_eq!(created, root.join("migrations/0001_create_users.sql"));
+    let template = std::fs::read_to_string(created).expect("created");
+    assert!(
+        template.starts_with("-- 0001_create_users.sql\n"),
+        "{template}"
+    );
+    assert!(
+        !forge_migrate::split::no_transaction(&template),
+        "the template mentions the directive without enabling it"
+    );
+
+    let (code, stdout, _) = offline(root, &["new", "add_posts"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        stdout.trim().ends_with("migrations/0002_add_posts.sql"),
+        "{stdout}"
+    );
+
+    // A project numbering with five digits keeps five.
+    let wide = tempfile::tempdir().expect("temp dir");
+    std::fs::write(wide.path().join("forge.toml"), "[project]\nname = \"x\"\n").expect("write");
+    std::fs::create_dir(wide.path().join("migrations")).expect("mkdir");
+    write(wide.path(), "00001_a.sql", "SELECT 1;\n");
+    write(wide.path(), "00041_b.sql", "SELECT 1;\n");
+    write(wide.path(), "README.md", "notes\n");
+    let (code, stdout, _) = offline(wide.path(), &["new", "c"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        stdout.trim().ends_with("migrations/00042_c.sql"),
+        "{stdout}"
+    );
+
+    // Something already at the next name (here a dangling symlink, which is not a
+    // migration file to count) is never written through or replaced.
+    let next = root.join("migrations/0003_tags.sql");
+    std::os::unix::fs::symlink(root.join("elsewhere.sql"), &next).expect("symlink");
+    let (code, stdout, stderr) = offline(root, &["new", "tags"]);
+    assert_eq!(code, Some(2), "{stdout}{stderr}");
+    assert!(stderr.contains("0003_tags.sql already exists"), "{stderr}");
+    assert!(!root.join("elsewhere.sql").exists());
+}
+
+#[test]
+fn new_refuses_a_bad_name_and_names_the_fix() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("forge.toml"), "[project]\nname = \"x\"\n").expect("write");
+    for (name, fix) in [
+        ("AddUsers", "such as `add_users`"),
+        ("add-users", "such as `add_users`"),
+    ] {
+        let (code, stdout, stderr) = offline(dir.path(), &["new", name]);
+        assert_eq!(code, Some(2), "{stderr}");
+        assert_eq!(stdout, "");
+        assert!(
+            stderr.contains(&format!(
+                "`{name}` is not a migration name: use lower-case words"
+            )),
+            "{stderr}"
+        );
+        assert!(stderr.contains(fix), "{stderr}");
+    }
+    assert!(!dir.path().join("migrations").exists());
+}
+
+fn lock_recording(files: &[(&str, &str)]) -> String {
+    let mut lock = "version = 1\n".to_owned();
+    for (file, sql) in files {
+        lock += &format!(
+            "\n[[migration]]\nfile = \"{file}\"\nsha256 = \"{}\"\n",
+            sha256(sql)
+        );
+    }
+    lock
+}
+
+#[test]
+fn verify_passes_a_clean_directory_offline() {
+    let dir = project();
+    let root = dir.path();
+    // Recorded, unrecorded (new), a note, and a gap in the numbers: all fine.
+    let lock = lock_recording(&[
+        ("0001_users.sql", "CREATE TABLE users (id bigint);\n"),
+        ("0002_posts.sql", "CREATE TABLE posts (id bigint);\n"),
+    ]);
+    std::fs::write(root.join("forge.lock"), lock).expect("write lock");
+    write(root, "0007_tags.sql", "CREATE TABLE tags (id bigint);\n");
+    write(root, "README.md", "why 3 to 6 are missing\n");
+    let (code, stdout, stderr) = offline(root, &["verify"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert_eq!(stdout, "");
+    assert!(stderr.contains("no problems"), "{stderr}");
+}
+
+#[test]
+fn verify_reports_edited_deleted_and_misnamed_files() {
+    let dir = project();
+    let root = dir.path();
+    let original = "CREATE TABLE users (id bigint);\n";
+    let lock = lock_recording(&[
+        ("0001_users.sql", original),
+        ("0002_posts.sql", "CREATE TABLE posts (id bigint);\n"),
+    ]);
+    std::fs::write(root.join("forge.lock"), lock).expect("write lock");
+    let edited = "CREATE TABLE users (id bigint, name text);\n";
+    write(root, "0001_users.sql", edited);
+    std::fs::remove_file(root.join("migrations/0002_posts.sql")).expect("rm");
+    write(root, "0003_AddTags.sql", "SELECT 1;\n");
+    write(root, "0004_a.sql", "SELECT 1;\n");
+    write(root, "0004_b.sql", "SELECT 1;\n");
+
+    let (code, stdout, stderr) = offline(root, &["verify"]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    // Rendered as `forge check` renders: code, file and line, help.
+    assert!(
+        stdout.contains(&format!(
+            "error[FG602]: migration `0001_users.sql` was edited after forge.lock recorded it: \
+             sha256 was {}, is now {}",
+            sha256(original),
+            sha256(edited)
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("--> migrations/0001_users.sql:1:1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("= help: migrations are forward-only"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("error[FG602]: migration `0002_posts.sql` was deleted"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("--> forge.lock:1:1"), "{stdout}");
+    assert!(
+        stdout.contains("its name `AddTags` is not lower-case words"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "`0004_b.sql` is not `NNNN_name.sql`: its number is also used by `0004_a.sql`"
+        ),
+        "{stdout}"
+    );
+    assert!(stderr.contains("4 error(s)"), "{stderr}");
+
+    let (code, stdout, _) = offline(root, &["verify", "--format", "json"]);
+    assert_eq!(code, Some(1));
+    let codes: Vec<String> = stdout
+        .lines()
+        .map(|line| {
+            let d: Value = serde_json::from_str(line).expect("JSON line");
+            d["code"].as_str().expect("code").to_owned()
+        })
+        .collect();
+    // By file: forge.lock (the deleted one), then migrations/.
+    assert_eq!(codes, ["FG602", "FG602", "FG601", "FG601"]);
+}
+
+#[test]
+fn verify_cannot_run_on_a_broken_lock() {
+    let dir = project();
+    std::fs::write(dir.path().join("forge.lock"), "version = [").expect("write lock");
+    let (code, _, stderr) = offline(dir.path(), &["verify"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.starts_with("error: forge.lock"), "{stderr}");
+}
+
+#[tokio::test]
+async fn output_off_a_terminal_is_plain_lines() {
+    let db = TestDatabase::new().await;
+    let dir = project();
+    // Past the number at which a terminal would get a progress bar.
+    for n in 3..=30 {
+        write(
+            dir.path(),
+            &format!("{n:04}_t{n}.sql"),
+            &format!("CREATE TABLE t{n} (id int);\n"),
+        );
+    }
+    let (code, stdout, stderr) = migrate(dir.path(), db.url(), &["up"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let applied: Vec<&str> = stdout.lines().collect();
+    assert_eq!(applied.len(), 31, "system schema and 30 files: {stdout}");
+    assert!(
+        applied.iter().all(|line| line.starts_with("applied ")),
+        "{stdout}"
+    );
+    for text in [&stdout, &stderr] {
+        assert!(!text.contains('\x1b') && !text.contains('\r'), "{text:?}");
+    }
+}
+
+/// `forge` in `dir` on the development cluster (no DATABASE_URL).
+fn forge_dev(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_forge"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("FORGE_PG_BIN_DIRS")
+        .output()
+        .expect("forge runs");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Stops the project's development server however the test ends.
+struct StopOnDrop<'a>(&'a Path);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = forge_dev(self.0, &["db", "stop"]);
+    }
+}
+
+fn server_state(dir: &Path) -> String {
+    let (code, stdout, stderr) = forge_dev(dir, &["db", "status"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("status:"))
+        .map(|state| state.trim().to_owned())
+        .unwrap_or_else(|| panic!("no status in {stdout}"))
+}
+
+#[test]
+fn one_off_commands_stop_the_development_server_only_if_they_started_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = project();
+    let root = dir.path();
+    // Searchable by the postgres user, so that as root the cluster lives in the project.
+    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let _stop = StopOnDrop(root);
+
+    let (code, stdout, stderr) = forge_dev(root, &["migrate", "up"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("applied 0002_posts"), "{stdout}");
+    assert!(
+        stderr.contains("stopped the development server it started"),
+        "{stderr}"
+    );
+    assert_eq!(server_state(root), "stopped");
+
+    // A failing run stops it too.
+    write(root, "0003_bad.sql", "SELECT * FROM nowhere;\n");
+    let (code, _, stderr) = forge_dev(root, &["migrate", "up"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(server_state(root), "stopped");
+
+    // A server the developer started stays up.
+    let (code, _, stderr) = forge_dev(root, &["db", "start"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stdout, stderr) = forge_dev(root, &["migrate", "status"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("applied  0002_posts.sql"), "{stdout}");
+    assert!(!stderr.contains("stopped"), "{stderr}");
+    assert!(server_state(root).starts_with("running"));
 }

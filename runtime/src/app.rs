@@ -81,6 +81,9 @@ impl App {
                 registry.duplicates.join(", ")
             )));
         }
+        // Webhook secrets are read once, before anything else starts.
+        #[cfg(feature = "gateway")]
+        let gateway = crate::gateway::Gateway::new(&config, &registry)?;
         let url = match &config.database_url {
             Some(url) => url.clone(),
             None => {
@@ -123,8 +126,6 @@ impl App {
         }
         node::register(&primary, node_id, &config.app_version).await?;
         log_unserved(&registry);
-        #[cfg(feature = "gateway")]
-        let gateway = crate::gateway::Gateway::new(&config).await?;
         let shared = Arc::new(Shared {
             #[cfg(feature = "gateway")]
             gateway,
@@ -221,8 +222,8 @@ fn log_unserved(registry: &Registry) {
     let kinds = [
         (
             cfg!(feature = "gateway"),
-            registry.queries.len() + registry.mutations.len(),
-            "queries and mutations",
+            registry.queries.len() + registry.mutations.len() + registry.webhooks.len(),
+            "queries, mutations and webhooks",
             "gateway",
         ),
         (cfg!(feature = "jobs"), registry.jobs.len(), "jobs", "jobs"),

@@ -8,6 +8,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use http::HeaderMap;
 use serde::Serialize;
 use sqlx::PgPool;
 use tokio::sync::watch;
@@ -203,10 +204,35 @@ pub struct WorkflowContext {
     pub(crate) base: Base,
 }
 
-/// A `#[forge::webhook]`'s context.
+/// A `#[forge::webhook]`'s context. The handler runs in a transaction, committed when it
+/// returns `Ok` and rolled back when it fails; the delivery's idempotency key, when the
+/// webhook has one, is recorded in that same transaction.
 #[derive(Clone)]
 pub struct WebhookContext {
     pub(crate) base: Base,
+    pub(crate) writes: Writes,
+    pub(crate) headers: Arc<HeaderMap>,
+}
+
+impl WebhookContext {
+    /// The delivery's request headers (names are case-insensitive: `ctx.headers().get("x-event")`).
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// A sqlx executor bound to the webhook's transaction: `.execute(ctx.tx())`.
+    pub fn tx(&self) -> Tx<'_> {
+        match &self.writes {
+            Writes::Transaction(cell) => Tx(Target::Transaction(cell)),
+            Writes::Pool => Tx(Target::Pool(&self.base.pool)),
+        }
+    }
+
+    /// Queues the job `name` with `input` in the webhook's transaction: a delivery that
+    /// fails queues nothing, so the sender's retry does not queue it twice.
+    pub async fn dispatch_job(&self, name: &str, input: impl Serialize) -> Result<Uuid> {
+        dispatch::dispatch(&self.base.shared, self.tx(), name, &input).await
+    }
 }
 
 /// A `#[forge::mcp_tool]`'s context.

@@ -60,6 +60,7 @@ pub use context::{
 };
 pub use error::{Error, Result};
 pub use forge_macros::{cron, daemon, job, mcp_tool, model, mutation, query, webhook, workflow};
+pub use http::HeaderMap;
 pub use registry::Registry;
 pub use tx::Tx;
 

@@ -106,9 +106,62 @@ ctx.dispatch_job(\"send_welcome\", Welcome { user_id: user.id }).await?;",
 ];
 
 pub fn check(project: &Project, out: &mut Vec<Diagnostic>) {
-    check_names(project.migrations, project.lock, out);
-    check_checksums(project.migrations, project.lock, out);
+    check_files(project.migrations, project.lock, out);
     check_system_tables(project.ir, out);
+}
+
+/// FG601 and FG602: the rules that need only the files and forge.lock, no source. `forge
+/// migrate verify` runs them offline.
+pub fn check_files(files: &[MigrationFile], lock: &Lock, out: &mut Vec<Diagnostic>) {
+    check_names(files, lock, out);
+    check_checksums(files, lock, out);
+}
+
+/// Why `forge migrate new` cannot name a file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NewMigrationError {
+    #[error(
+        "`{name}` is not a migration name: use lower-case words (`a-z`, `0-9`) joined by single \
+         `_`{}",
+        suggestion.as_ref().map(|s| format!(", such as `{s}`")).unwrap_or_default()
+    )]
+    BadName {
+        name: String,
+        /// The name most likely meant, when there is one.
+        suggestion: Option<String>,
+    },
+    #[error("no migration number is left after {0}")]
+    NumbersExhausted(u64),
+}
+
+/// The file name `forge migrate new <words>` creates: the next free number (past every
+/// number in `migrations/` and in forge.lock, as FG601 renumbers) at the width FG601 requires
+/// of every file, so the new file never trips FG601 itself.
+pub fn new_file_name(
+    files: &[MigrationFile],
+    lock: &Lock,
+    words: &str,
+) -> Result<String, NewMigrationError> {
+    if !is_snake_case(words) {
+        let suggestion = snake_case(words);
+        return Err(NewMigrationError::BadName {
+            name: words.to_owned(),
+            suggestion: (!suggestion.is_empty()).then_some(suggestion),
+        });
+    }
+    let names: Vec<FileName> = files
+        .iter()
+        .map(|file| file.name.as_str())
+        .filter(|file| !is_note(file))
+        .map(FileName::parse)
+        .collect();
+    let numbering = Numbering::of(&names, lock);
+    let number = numbering.next_free;
+    if number == u64::MAX {
+        return Err(NewMigrationError::NumbersExhausted(number));
+    }
+    let width = numbering.width;
+    Ok(format!("{number:0width$}_{words}.sql"))
 }
 
 // ---- FG601: file names ----
@@ -852,6 +905,66 @@ mod tests {
             [format!(
                 "migration file name `{huge}` is not `NNNN_name.sql`: its number is too large"
             )]
+        );
+    }
+
+    // ---- forge migrate new ----
+
+    fn new_name(names: &[&str], locked: &[&str], words: &str) -> Result<String, NewMigrationError> {
+        let recorded: Vec<(&str, &str)> = locked.iter().map(|f| (*f, "x")).collect();
+        new_file_name(&files(names), &lock(&recorded), words)
+    }
+
+    #[test]
+    fn new_migrations_take_the_next_number_at_the_usual_width() {
+        assert_eq!(new_name(&[], &[], "init").as_deref(), Ok("0001_init.sql"));
+        let some = ["0001_a.sql", "0007_b.sql", "README.md"];
+        assert_eq!(new_name(&some, &[], "c").as_deref(), Ok("0008_c.sql"));
+        let wide = ["00001_a.sql", "00002_b.sql"];
+        assert_eq!(new_name(&wide, &[], "c").as_deref(), Ok("00003_c.sql"));
+        let stamped = ["20240101120000_a.sql"];
+        assert_eq!(
+            new_name(&stamped, &[], "b").as_deref(),
+            Ok("20240101120001_b.sql")
+        );
+        // A deleted migration's number stays taken, as FG601 renumbers.
+        let gone = new_name(&["0001_a.sql"], &["0004_gone.sql"], "b");
+        assert_eq!(gone.as_deref(), Ok("0005_b.sql"));
+        let grown = new_name(&["9999_a.sql"], &[], "b");
+        assert_eq!(grown.as_deref(), Ok("10000_b.sql"));
+    }
+
+    #[test]
+    fn new_migration_names_are_lower_case_words() {
+        assert_eq!(
+            new_name(&[], &[], "add_users_2").as_deref(),
+            Ok("0001_add_users_2.sql")
+        );
+        for (bad, suggestion) in [
+            ("AddUsers", Some("add_users")),
+            ("add-users", Some("add_users")),
+            ("add__users", Some("add_users")),
+            ("_x", Some("x")),
+            ("", None),
+            ("---", None),
+        ] {
+            let error = new_name(&[], &[], bad).expect_err(bad);
+            assert_eq!(
+                error,
+                NewMigrationError::BadName {
+                    name: bad.to_owned(),
+                    suggestion: suggestion.map(str::to_owned)
+                }
+            );
+        }
+        let message = new_name(&[], &[], "AddUsers").map_err(|e| e.to_string());
+        assert_eq!(
+            message,
+            Err(
+                "`AddUsers` is not a migration name: use lower-case words (`a-z`, `0-9`) joined \
+                 by single `_`, such as `add_users`"
+                    .to_owned()
+            )
         );
     }
 

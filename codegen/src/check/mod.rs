@@ -16,6 +16,8 @@ use crate::config::CheckConfig;
 use crate::ir::{Diagnostic, Ir};
 use crate::lock::Lock;
 
+pub use migration::{new_file_name, NewMigrationError};
+
 /// Everything the rules read.
 pub struct Project<'a> {
     pub ir: &'a Ir,
@@ -56,6 +58,22 @@ pub fn check(project: &Project) -> Vec<Diagnostic> {
     handler::check(project, &mut out);
     migration::check(project, &mut out);
     out.retain(|d| !project.config.allow.contains(&d.code));
+    out.sort_by(|a: &Diagnostic, b| {
+        (&a.span, &a.code, &a.message).cmp(&(&b.span, &b.code, &b.message))
+    });
+    out
+}
+
+/// FG601 and FG602 alone, which need no source: `forge migrate verify` runs them offline.
+/// Filtered by `config.allow` and sorted like [`check`].
+pub fn check_migrations(
+    files: &[MigrationFile],
+    lock: &Lock,
+    config: &CheckConfig,
+) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    migration::check_files(files, lock, &mut out);
+    out.retain(|d| !config.allow.contains(&d.code));
     out.sort_by(|a: &Diagnostic, b| {
         (&a.span, &a.code, &a.message).cmp(&(&b.span, &b.code, &b.message))
     });

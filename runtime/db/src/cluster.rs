@@ -120,9 +120,15 @@ impl Cluster {
 
     /// The running server, initialising the cluster and starting it first when needed.
     pub fn start(&self) -> Result<Server, DbError> {
+        self.ensure_running().map(|(server, _)| server)
+    }
+
+    /// Like [`Cluster::start`], and whether this call started the server (it was not
+    /// running), so a one-off command can stop what it started and leave alone what it found.
+    pub fn ensure_running(&self) -> Result<(Server, bool), DbError> {
         let _lock = lock::acquire(&self.home.join(LOCK_FILE))?;
         if let Some(server) = self.running() {
-            return Ok(server);
+            return Ok((server, false));
         }
         if !self.initialised() {
             self.init()?;
@@ -140,7 +146,7 @@ impl Cluster {
                 Err(error) => return Err(error),
                 Ok(server) => {
                     self.write_state(server.port, Some(server.pid))?;
-                    return Ok(server);
+                    return Ok((server, true));
                 }
             }
         }

@@ -40,7 +40,12 @@ pub enum Source {
     /// `DATABASE_URL`, untouched.
     Environment,
     /// The project's development cluster.
-    Embedded { data_dir: PathBuf, server: Server },
+    Embedded {
+        data_dir: PathBuf,
+        server: Server,
+        /// Whether resolving started the server (it was not running before).
+        started: bool,
+    },
 }
 
 /// [`Resolver::from_env`]`.resolve(project_root)`.
@@ -92,12 +97,16 @@ impl Resolver {
     pub async fn embedded(&self, project_root: &Path) -> Result<Database, DbError> {
         let cluster = self.cluster(project_root)?;
         let data_dir = cluster.data_dir().to_path_buf();
-        let server = blocking(move || cluster.start()).await?;
+        let (server, started) = blocking(move || cluster.ensure_running()).await?;
         let name = database_name(project_root);
         sql::create_database(&server.url("postgres"), &name).await?;
         Ok(Database {
             url: server.url(&name),
-            source: Source::Embedded { data_dir, server },
+            source: Source::Embedded {
+                data_dir,
+                server,
+                started,
+            },
         })
     }
 }

@@ -108,7 +108,10 @@ async fn resolve_initialises_starts_connects_and_then_reuses() {
         Some("UTF8")
     );
 
+    let started = |database: &Database| matches!(database.source, Source::Embedded { started, .. } if started);
+    assert!(started(&database), "the first resolve starts the server");
     let (again, same) = project.resolve().await;
+    assert!(!started(&again), "a later one finds it running");
     assert_eq!(
         (again.url, same),
         (database.url, server),

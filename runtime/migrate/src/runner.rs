@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use sqlx::postgres::{PgDatabaseError, PgErrorPosition};
 use sqlx::{Connection, PgConnection, PgPool};
 
@@ -323,21 +324,171 @@ async fn apply(conn: &mut PgConnection, work: &Work) -> Result<Duration, Migrate
             execute(&mut *conn, work, index, statement, false).await?;
         }
         record(&mut *conn, work, started.elapsed()).await?;
-    } else {
-        let mut tx = conn.begin().await?;
-        lock::ensure_held(&mut tx).await?;
-        for (index, statement) in statements.iter().enumerate() {
-            if let Err(error) = execute(&mut tx, work, index, statement, true).await {
-                // The error being reported matters more than a failed rollback, and the
-                // server rolls back anyway when the connection closes.
-                let _ = tx.rollback().await;
-                return Err(error);
-            }
-        }
-        record(&mut tx, work, started.elapsed()).await?;
-        tx.commit().await?;
+    } else if let Batched::Retry = apply_batched(conn, work, &statements).await? {
+        apply_in_steps(conn, work, &statements, started).await?;
     }
     Ok(started.elapsed())
+}
+
+/// How [`apply_batched`] ended when it did not fail for good.
+enum Batched {
+    Applied,
+    /// Rolled back on an error it cannot place in the file; run the file statement by
+    /// statement to find the failing one.
+    Retry,
+}
+
+/// A transactional file in two round trips rather than one per statement: `BEGIN`, the lock
+/// check, the file's statements as they stand in the file, and its record go as one
+/// simple-query batch, then `COMMIT` once the check says this session holds the lock.
+///
+/// Postgres runs such a batch exactly as the statements one by one in a transaction: it
+/// parses the whole text first (a syntax error anywhere runs nothing), then analyses and
+/// executes each statement in turn, and stops at the first error. An error whose position
+/// falls in the file's text names its statement, line and column directly; any other
+/// (constraint violations, `already exists`, a timeout for the batch as a whole) rolls back
+/// and the file runs again statement by statement, whose failure says which one failed
+/// (and which, if the error was transient, simply applies it).
+async fn apply_batched(
+    conn: &mut PgConnection,
+    work: &Work,
+    statements: &[Statement<'_>],
+) -> Result<Batched, MigrateError> {
+    let batch = Batch::new(work, statements);
+    let mut results = Vec::new();
+    let mut stream = sqlx::raw_sql(&batch.text).execute_many(&mut *conn);
+    let mut failed = None;
+    while let Some(result) = stream.next().await {
+        match result {
+            Ok(result) => results.push(result),
+            Err(error) => {
+                failed = Some(error);
+                break;
+            }
+        }
+    }
+    drop(stream);
+    let Some(error) = failed else {
+        // Results: BEGIN, the lock check (one row when held), the statements, the record.
+        if results.get(1).map(|r| r.rows_affected()) != Some(1) {
+            sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await?;
+            return Err(MigrateError::LockLost);
+        }
+        sqlx::raw_sql("COMMIT").execute(&mut *conn).await?;
+        return Ok(Batched::Applied);
+    };
+    let Some(pg) = error
+        .as_database_error()
+        .and_then(|e| e.try_downcast_ref::<PgDatabaseError>())
+    else {
+        // The connection, not the SQL: nothing to roll back on, nothing to retry.
+        return Err(MigrateError::Database(error));
+    };
+    let placed = match pg.position() {
+        Some(PgErrorPosition::Original(position)) => batch.locate(work, statements, position),
+        _ => None,
+    };
+    let failure =
+        placed.map(|(index, line, column)| pg_failure(pg, work, index, line, column, true));
+    // Inside the batch's transaction, unless the text failed to parse and none was opened,
+    // where ROLLBACK only warns.
+    sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await?;
+    match failure {
+        Some(failure) => Err(failure),
+        None => Ok(Batched::Retry),
+    }
+}
+
+/// The text [`apply_batched`] sends, and where the file's part of it starts.
+struct Batch {
+    text: String,
+    /// Characters before the file's first statement.
+    body_start: usize,
+    /// Characters of the file's part, from its first statement to the end of its last.
+    body_len: usize,
+}
+
+impl Batch {
+    fn new(work: &Work, statements: &[Statement<'_>]) -> Batch {
+        let body = match (statements.first(), statements.last()) {
+            (Some(first), Some(last)) => &work.sql[first.offset..last.offset + last.text.len()],
+            _ => "",
+        };
+        let prefix = format!("BEGIN;\n{};\n", lock::held_check_sql());
+        // The line break ends a `--` comment the last statement may end with.
+        let text = format!("{prefix}{body}\n;\n{}", record_sql(work));
+        Batch {
+            body_start: prefix.chars().count(),
+            body_len: body.chars().count(),
+            text,
+        }
+    }
+
+    /// The statement (0-based), line and column in the file of the batch's `position`th
+    /// character (1-based, as Postgres counts), when it falls in the file's part.
+    fn locate(
+        &self,
+        work: &Work,
+        statements: &[Statement<'_>],
+        position: usize,
+    ) -> Option<(usize, u32, u32)> {
+        let in_body = position.checked_sub(self.body_start)?;
+        if in_body == 0 || in_body > self.body_len {
+            return None;
+        }
+        let first = statements.first()?.offset;
+        let (mut start, mut previous) = (0, first);
+        let mut found = None;
+        for (index, statement) in statements.iter().enumerate() {
+            start += work.sql[previous..statement.offset].chars().count();
+            previous = statement.offset;
+            if start >= in_body {
+                break;
+            }
+            found = Some((index, in_body - start));
+        }
+        let (index, relative) = found?;
+        let (line, column) = position::file_position(&statements[index], relative);
+        Some((index, line, column))
+    }
+}
+
+/// The record of `work` as plain SQL, for the batch, which cannot bind parameters. `E''`
+/// escapes mean the same whatever `standard_conforming_strings` says. The duration is the
+/// server's time since the transaction began: the file's statements, run just before.
+fn record_sql(work: &Work) -> String {
+    let quote = |s: &str| format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"));
+    format!(
+        "INSERT INTO forge_migrations (kind, version, name, checksum, duration_ms) \
+         VALUES ({}, {}, {}, {}, \
+         (extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint)",
+        quote(work.kind.as_str()),
+        work.version,
+        quote(&work.name),
+        quote(&work.checksum),
+    )
+}
+
+/// A transactional file statement by statement, so that a failure names its statement.
+async fn apply_in_steps(
+    conn: &mut PgConnection,
+    work: &Work,
+    statements: &[Statement<'_>],
+    started: Instant,
+) -> Result<(), MigrateError> {
+    let mut tx = conn.begin().await?;
+    lock::ensure_held(&mut tx).await?;
+    for (index, statement) in statements.iter().enumerate() {
+        if let Err(error) = execute(&mut tx, work, index, statement, true).await {
+            // The error being reported matters more than a failed rollback, and the
+            // server rolls back anyway when the connection closes.
+            let _ = tx.rollback().await;
+            return Err(error);
+        }
+    }
+    record(&mut tx, work, started.elapsed()).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 async fn execute(
@@ -374,6 +525,17 @@ fn failure(
         Some(PgErrorPosition::Original(position)) => position::file_position(statement, position),
         _ => (statement.line, statement.column),
     };
+    pg_failure(pg, work, index, line, column, in_transaction)
+}
+
+fn pg_failure(
+    pg: &PgDatabaseError,
+    work: &Work,
+    index: usize,
+    line: u32,
+    column: u32,
+    in_transaction: bool,
+) -> MigrateError {
     MigrateError::Failed(Box::new(Failure {
         file: work.label.clone(),
         statement: index + 1,
@@ -404,4 +566,75 @@ async fn record(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use forge_db::testing::TestDatabase;
+
+    fn work(sql: &str) -> Work {
+        Work {
+            kind: Kind::User,
+            version: 1,
+            name: "t".to_owned(),
+            label: "0001_t.sql".to_owned(),
+            sql: sql.to_owned(),
+            checksum: sha256_hex(sql.as_bytes()),
+        }
+    }
+
+    /// The batch checks the lock before it commits: a session without it applies nothing.
+    #[tokio::test]
+    async fn a_batch_without_the_lock_is_rolled_back() {
+        let db = TestDatabase::new().await;
+        let mut conn = db.pool().acquire().await.expect("connection").detach();
+        sqlx::raw_sql(crate::schema::SYSTEM_MIGRATIONS[0].sql)
+            .execute(&mut conn)
+            .await
+            .expect("system schema");
+        let error = apply(&mut conn, &work("CREATE TABLE unlocked (id int);"))
+            .await
+            .expect_err("refused");
+        assert!(matches!(error, MigrateError::LockLost), "{error}");
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass('unlocked') IS NOT NULL")
+            .fetch_one(&mut conn)
+            .await
+            .expect("to_regclass");
+        assert!(!exists);
+        let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM forge_migrations")
+            .fetch_one(&mut conn)
+            .await
+            .expect("count");
+        assert_eq!(recorded, 0);
+    }
+
+    #[test]
+    fn batch_positions_map_to_statements_in_the_file() {
+        let sql = "-- head\nSELECT 1;\n\n  SELECT é,\n x;";
+        let work = work(sql);
+        let statements = split(sql).expect("splits");
+        let batch = Batch::new(&work, &statements);
+        let at = |character: usize| batch.locate(&work, &statements, batch.body_start + character);
+        // The body starts at statement 1's first character.
+        assert_eq!(at(1), Some((0, 2, 1)));
+        assert_eq!(at(8), Some((0, 2, 8)));
+        // Between the statements (the `;` and blank lines) is statement 1's, just after it.
+        assert_eq!(at(10), Some((0, 2, 9)));
+        // `x` on the last line: 9 characters to `SELECT 1;`, `\n\n  ` is 4 more, then
+        // `SELECT é,\n ` is 11.
+        assert_eq!(at(25), Some((1, 5, 2)));
+        assert_eq!(at(0), None);
+        assert_eq!(at(26), None, "past the file's text");
+        assert_eq!(batch.locate(&work, &statements, 3), None, "in the prefix");
+        let prefix: String = batch.text.chars().take(batch.body_start).collect();
+        assert!(prefix.starts_with("BEGIN;"), "{prefix}");
+        let body: String = batch
+            .text
+            .chars()
+            .skip(batch.body_start)
+            .take(batch.body_len)
+            .collect();
+        assert_eq!(body, "SELECT 1;\n\n  SELECT é,\n x");
+    }
 }

@@ -351,3 +351,59 @@ async fn a_runner_that_lost_its_lock_stops_before_the_next_file() {
     assert!(error.to_string().contains("PgBouncer"), "{error}");
     assert!(!table_exists(db.pool(), "after").await);
 }
+
+#[tokio::test]
+async fn batched_files_keep_their_quirks() {
+    let db = TestDatabase::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Rows returned by the file's own statements, and a last statement that ends in a
+    // `--` comment with no line break after it.
+    write(
+        dir.path(),
+        "0001_rows.sql",
+        "CREATE TABLE rows (id int);\nSELECT generate_series(1, 3);\nINSERT INTO rows VALUES (1) -- the end",
+    );
+    // A name the record must quote.
+    write(dir.path(), "0002_o'brien\\x.sql", "SELECT 1;\n");
+    // No statement at all.
+    write(dir.path(), "0003_empty.sql", "-- nothing yet\n");
+    up(db.pool(), dir.path()).await.expect("applies");
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM rows")
+        .fetch_one(db.pool())
+        .await
+        .expect("rows");
+    assert_eq!(rows, 1);
+    let names: Vec<(String, i64, String)> = recorded(db.pool())
+        .await
+        .into_iter()
+        .filter(|r| r.0 == "user")
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("user".into(), 1, "rows".into()),
+            ("user".into(), 2, "o'brien\\x".into()),
+            ("user".into(), 3, "empty".into()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn errors_outside_the_files_text_are_placed_by_running_it_again() {
+    let db = TestDatabase::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Postgres points past the file's last character, where the batch has its own text:
+    // the statement-by-statement run places it.
+    write(
+        dir.path(),
+        "0001_open.sql",
+        "CREATE TABLE open_one (id int);\nSELECT (",
+    );
+    let error = up(db.pool(), dir.path()).await.expect_err("fails");
+    let MigrateError::Failed(failure) = &error else {
+        panic!("expected Failed, got {error:?}");
+    };
+    assert_eq!((failure.statement, failure.line), (2, 2), "{error}");
+    assert!(failure.message.contains("syntax error"), "{error}");
+    assert!(!table_exists(db.pool(), "open_one").await, "rolled back");
+}

@@ -57,6 +57,24 @@ pub fn register(registry: &mut forge::Registry) {
             handler(&ctx).await
         },
     );
+    forge::Registry::webhook(
+        registry,
+        forge::registry::WebhookDef {
+            name: "note_hook",
+            module: "notes",
+            path: "/hooks/notes",
+            signature: Some(forge::registry::WebhookSignature::HmacSha256 {
+                header: "X-Signature",
+                secret_env: "NOTES_WEBHOOK_SECRET",
+            }),
+            idempotency_header: Some("Idempotency-Key"),
+        },
+        |ctx, input| async move {
+            use crate::notes::note_hook as handler;
+            let input = forge::registry::decode_input(input)?;
+            handler(&ctx, input).await
+        },
+    );
     forge::Registry::query(
         registry,
         forge::registry::QueryDef {

@@ -82,3 +82,29 @@ pub async fn index_note(ctx: &JobContext, input: IndexNote) -> Result<()> {
         .await?;
     Ok(())
 }
+
+/// What the notes webhook receives.
+#[derive(Debug, Deserialize)]
+pub struct NoteHook {
+    pub owner_id: Uuid,
+    pub text: String,
+}
+
+/// Adds a note sent by another service, which signs it with `NOTES_WEBHOOK_SECRET`; a
+/// delivery repeated with the same `Idempotency-Key` adds nothing.
+#[forge::webhook(
+    path = "/hooks/notes",
+    signature = hmac_sha256("X-Signature", "NOTES_WEBHOOK_SECRET"),
+    idempotency = "header:Idempotency-Key"
+)]
+pub async fn note_hook(ctx: &WebhookContext, input: NoteHook) -> Result<i64> {
+    let id: i64 =
+        sqlx::query_scalar("INSERT INTO notes (owner_id, text) VALUES ($1, $2) RETURNING id")
+            .bind(input.owner_id)
+            .bind(&input.text)
+            .fetch_one(ctx.tx())
+            .await?;
+    ctx.dispatch_job("index_note", IndexNote { note_id: id })
+        .await?;
+    Ok(id)
+}

@@ -10,7 +10,7 @@ mod support;
 use forge::prelude::Uuid;
 use forge::testing::{token, TestDatabase};
 use forge_tests::typescript;
-use support::{app_dir, Server};
+use support::{app_dir, Server, NOTES_WEBHOOK_SECRET};
 
 /// Compiles the generated client with `client.test.ts` and returns the directory to run it in.
 fn compile_client() -> PathBuf {
@@ -119,5 +119,85 @@ fn the_checked_in_glue_and_client_are_current() {
         "forge generate --check found stale files:\n{}{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Posts `body` to the app's notes webhook, signed with `secret`, and returns the status and
+/// whether the app says it acknowledged a replay.
+async fn deliver(server: &Server, body: &str, key: &str, secret: &str) -> (u16, bool) {
+    use hmac::Mac as _;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(body.as_bytes());
+    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let response = reqwest::Client::new()
+        .post(format!("{}/hooks/notes", server.url))
+        .header("X-Signature", signature)
+        .header("Idempotency-Key", key)
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("post to the webhook");
+    let replayed = response.headers().contains_key("idempotent-replayed");
+    (response.status().as_u16(), replayed)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_served_app_takes_signed_webhooks_once() {
+    let db = TestDatabase::new().await;
+    let server = Server::start(db.url(), &[]).await;
+    let owner = Uuid::new_v4();
+    let body = format!(r#"{{"owner_id": "{owner}", "text": "from a webhook"}}"#);
+    let notes = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM notes WHERE owner_id = $1")
+            .bind(owner)
+            .fetch_one(db.pool())
+            .await
+            .expect("count notes")
+    };
+
+    assert_eq!(deliver(&server, &body, "d-1", "forged").await, (401, false));
+    assert_eq!(notes().await, 0);
+    assert_eq!(
+        deliver(&server, &body, "d-1", NOTES_WEBHOOK_SECRET).await,
+        (200, false)
+    );
+    assert_eq!(
+        deliver(&server, &body, "d-1", NOTES_WEBHOOK_SECRET).await,
+        (200, true)
+    );
+    assert_eq!(notes().await, 1);
+
+    // The job the webhook dispatched in its transaction ran.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sqlx::query_scalar::<_, i64>("SELECT count(*) FROM notes WHERE owner_id = $1 AND indexed")
+        .bind(owner)
+        .fetch_one(db.pool())
+        .await
+        .expect("count indexed notes")
+        == 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the note was not indexed within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(server.terminate().success());
+}
+
+#[test]
+fn the_app_does_not_start_without_its_webhook_secret() {
+    let output = Command::new(env!("CARGO_BIN_EXE_forge-test-app"))
+        .current_dir(app_dir())
+        .env("DATABASE_URL", "postgres://127.0.0.1:1/unused")
+        .env("FORGE_ADDR", "127.0.0.1:0")
+        .env_remove("NOTES_WEBHOOK_SECRET")
+        .output()
+        .expect("run the test app");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("note_hook") && stderr.contains("NOTES_WEBHOOK_SECRET"),
+        "{stderr}"
     );
 }

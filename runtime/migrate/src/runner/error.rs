@@ -85,6 +85,11 @@ pub enum MigrateError {
          in transaction pooling mode, migrate over a direct connection (or session pooling)"
     )]
     LockLost,
+    #[error(
+        "the database connection is pooled in transaction mode (PgBouncer?): migrations need a \
+         session; connect directly or use session pooling ({reason})"
+    )]
+    PooledConnection { reason: String },
     /// Boxed: it is by far the largest variant, and every `Result` would carry its size.
     #[error("{0}")]
     Failed(Box<Failure>),

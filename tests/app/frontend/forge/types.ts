@@ -18,6 +18,12 @@ export interface Note {
   createdAt: string;
 }
 
+/** What the notes webhook receives. */
+export interface NoteHook {
+  owner_id: string;
+  text: string;
+}
+
 /** What `ping` answers. */
 export interface Pong {
   message: string;

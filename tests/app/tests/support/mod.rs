@@ -9,6 +9,9 @@ use forge::testing::JWT_SECRET;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+/// The secret the app's `note_hook` webhook verifies signatures with.
+pub const NOTES_WEBHOOK_SECRET: &str = "notes-webhook-test-secret";
+
 pub fn app_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -35,6 +38,7 @@ impl Server {
             .env("DATABASE_URL", database_url)
             .env("FORGE_ADDR", format!("127.0.0.1:{port}"))
             .env("FORGE_JWT_SECRET", JWT_SECRET)
+            .env("NOTES_WEBHOOK_SECRET", NOTES_WEBHOOK_SECRET)
             .env("FORGE_SHUTDOWN_GRACE", "5s")
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())

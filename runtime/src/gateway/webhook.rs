@@ -1,0 +1,384 @@
+//! Webhooks: `POST <path>` for every registered `#[forge::webhook]`.
+//!
+//! A delivery goes through, in order: the body limit, the signature (HMAC-SHA256 of the raw
+//! body, compared in constant time; a bad or missing one is 401 and nothing else happens),
+//! the body as JSON, the idempotency key, and then the handler in a transaction.
+//!
+//! **Idempotency.** The key is claimed by inserting `(name, key)` into
+//! `forge_webhook_events` *inside the handler's transaction*, before the handler runs:
+//! - the handler succeeds → the row commits with everything the handler wrote, as
+//!   `completed`; a later delivery with that key finds it and is acknowledged (200,
+//!   `Idempotent-Replayed: true`, `data: null`) without running;
+//! - the handler fails, panics, or the node dies → the row goes with the rollback, so the
+//!   sender's retry runs the handler again. No row is ever left `processing`;
+//! - two deliveries with one key at once: the second one's insert waits on the first one's
+//!   uncommitted row, then either finds it committed (acknowledged as a replay) or rolled
+//!   back (and runs). Exactly one runs to success.
+//!
+//! Webhooks are matched by exact path in the router's fallback rather than as axum routes,
+//! so no registered path (with `{`, `*`, a clash with another route…) can make the router
+//! panic at start-up.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::header::ALLOW;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::IntoResponse;
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+
+use super::call;
+use super::{RequestId, Response};
+use crate::context::{Base, WebhookContext, Writes};
+use crate::registry::{Registry, WebhookSignature};
+use crate::shared::Shared;
+use crate::tx::{Target, Tx};
+use crate::{Error, Result};
+
+/// The longest idempotency key accepted, in bytes.
+const MAX_KEY_LEN: usize = 255;
+
+/// How long a delivery waits for another one with the same key to finish before it
+/// answers `TIMEOUT` (504), so duplicates of a stuck delivery do not pile up on the pool.
+const CLAIM_WAIT: Duration = Duration::from_secs(10);
+
+/// Claims the key in the handler's transaction. `lock_timeout` bounds the wait on a
+/// concurrent delivery's uncommitted row (set before the insert by the CTE it reads) and
+/// is put back to the session's value for the handler (`RETURNING`, once inserted).
+const CLAIM: &str = "\
+WITH wait AS (SELECT set_config('lock_timeout', $3, true)) \
+INSERT INTO forge_webhook_events (name, idempotency_key, status) \
+SELECT $1, $2, 'completed' FROM wait \
+ON CONFLICT DO NOTHING \
+RETURNING set_config('lock_timeout', \
+    (SELECT reset_val FROM pg_settings WHERE name = 'lock_timeout'), true)";
+
+/// Every webhook by path, with its secret read once at start-up.
+#[derive(Default)]
+pub(crate) struct Webhooks {
+    by_path: HashMap<&'static str, Endpoint>,
+}
+
+struct Endpoint {
+    name: &'static str,
+    signature: Option<Signature>,
+    idempotency: Option<HeaderName>,
+}
+
+struct Signature {
+    header: HeaderName,
+    /// Keyed with the secret; cloned for each delivery.
+    mac: Hmac<Sha256>,
+}
+
+impl Webhooks {
+    /// Reads each webhook's secret from the process environment.
+    pub fn load(registry: &Registry) -> Result<Webhooks> {
+        Webhooks::load_with(registry, |name| std::env::var_os(name))
+    }
+
+    /// Checks every webhook (path, header names, secret present and non-empty) and builds
+    /// the table; the first problem is a start-up error naming the webhook.
+    pub fn load_with(
+        registry: &Registry,
+        env: impl Fn(&str) -> Option<std::ffi::OsString>,
+    ) -> Result<Webhooks> {
+        let mut webhooks = Webhooks::default();
+        for (name, handler) in &registry.webhooks {
+            let def = &handler.def;
+            let problem = |message: String| Error::Internal(format!("webhook `{name}`: {message}"));
+            if !def.path.starts_with('/') || def.path.starts_with("/_api/") || def.path == "/_api" {
+                return Err(problem(format!(
+                    "the path {:?} must start with `/` and be outside `/_api/`",
+                    def.path
+                )));
+            }
+            let header = |header: &str, what: &str| {
+                HeaderName::from_bytes(header.as_bytes()).map_err(|_| {
+                    problem(format!("the {what} header {header:?} is not a header name"))
+                })
+            };
+            let signature = match def.signature {
+                None => None,
+                Some(WebhookSignature::HmacSha256 {
+                    header: name,
+                    secret_env,
+                }) => {
+                    let header = header(name, "signature")?;
+                    let secret = env(secret_env).ok_or_else(|| {
+                        problem(format!(
+                            "its signature secret comes from the environment variable \
+                             {secret_env}, which is not set"
+                        ))
+                    })?;
+                    let secret = secret.into_string().map_err(|_| {
+                        problem(format!(
+                            "the environment variable {secret_env} is not UTF-8"
+                        ))
+                    })?;
+                    if secret.is_empty() {
+                        return Err(problem(format!(
+                            "the environment variable {secret_env} (its signature secret) is empty"
+                        )));
+                    }
+                    let mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
+                        .map_err(|e| problem(format!("cannot key HMAC-SHA256: {e}")))?;
+                    Some(Signature { header, mac })
+                }
+            };
+            let idempotency = def
+                .idempotency_header
+                .map(|h| header(h, "idempotency"))
+                .transpose()?;
+            let endpoint = Endpoint {
+                name,
+                signature,
+                idempotency,
+            };
+            if let Some(other) = webhooks.by_path.insert(def.path, endpoint) {
+                return Err(problem(format!(
+                    "the path {:?} is also webhook `{}`'s",
+                    def.path, other.name
+                )));
+            }
+        }
+        Ok(webhooks)
+    }
+}
+
+/// The router's fallback: a webhook delivery, or 404.
+pub(crate) async fn serve(
+    webhooks: Arc<Webhooks>,
+    State(shared): State<Arc<Shared>>,
+    request: Request,
+) -> axum::response::Response {
+    let (parts, body) = request.into_parts();
+    let request_id = RequestId::from_headers(&parts.headers);
+    let Some(endpoint) = webhooks.by_path.get(parts.uri.path()) else {
+        let result = Err(Error::NotFound(format!(
+            "nothing is served at {} {}",
+            parts.method,
+            parts.uri.path()
+        )));
+        return Response { request_id, result }.into_response();
+    };
+    if parts.method != Method::POST {
+        return (StatusCode::METHOD_NOT_ALLOWED, [(ALLOW, "POST")]).into_response();
+    }
+    let replayed = Arc::new(AtomicBool::new(false));
+    let result = match axum::body::to_bytes(body, shared.config.body_limit).await {
+        Ok(body) => deliver(&shared, endpoint, parts.headers, &body, replayed.clone()).await,
+        Err(error) => Err(Error::Validation(format!(
+            "cannot read the request body (at most {} bytes): {error}",
+            shared.config.body_limit
+        ))),
+    };
+    if let Err(error) = &result {
+        tracing::debug!(request_id = %request_id.0, webhook = endpoint.name, code = error.code(), "delivery failed");
+    }
+    let mut response = Response { request_id, result }.into_response();
+    if replayed.load(Ordering::Relaxed) {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    response
+}
+
+async fn deliver(
+    shared: &Arc<Shared>,
+    endpoint: &Endpoint,
+    headers: HeaderMap,
+    body: &[u8],
+    replayed: Arc<AtomicBool>,
+) -> Result<Value> {
+    if let Some(signature) = &endpoint.signature {
+        verify(signature, &headers, body)?;
+    }
+    let input = if body.iter().all(u8::is_ascii_whitespace) {
+        Value::Null
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| Error::Validation(format!("the request body is not JSON: {e}")))?
+    };
+    let key = endpoint
+        .idempotency
+        .as_ref()
+        .map(|header| idempotency_key(header, &headers))
+        .transpose()?;
+    let name = endpoint.name;
+    let handler = shared
+        .registry
+        .webhooks
+        .get(name)
+        .map(|h| h.call.clone())
+        .ok_or_else(|| Error::Internal(format!("webhook `{name}` is not registered")))?;
+    let owned = shared.clone();
+    let run = async move {
+        let cell = call::begin(&owned).await?;
+        if let Some(key) = key {
+            let claimed = sqlx::query(CLAIM)
+                .bind(name)
+                .bind(&key)
+                .bind(format!("{}ms", CLAIM_WAIT.as_millis()))
+                .execute(Tx(Target::Transaction(&cell)))
+                .await
+                .map_err(|error| match &error {
+                    sqlx::Error::Database(e) if e.code().as_deref() == Some("55P03") => {
+                        Error::Timeout(format!(
+                            "another delivery with this idempotency key has been running \
+                             for over {} s; retry later",
+                            CLAIM_WAIT.as_secs()
+                        ))
+                    }
+                    _ => Error::from(error),
+                })?
+                .rows_affected()
+                == 1;
+            if !claimed {
+                if let Some(tx) = cell.lock().await.take() {
+                    tx.rollback().await?;
+                }
+                replayed.store(true, Ordering::Relaxed);
+                return Ok(Value::Null);
+            }
+        }
+        let context = WebhookContext {
+            base: Base::new(&owned, None),
+            writes: Writes::Transaction(cell.clone()),
+            headers: Arc::new(headers),
+        };
+        call::in_transaction(cell, handler(context, input)).await
+    };
+    call::run(shared, name, None, run).await
+}
+
+/// Checks the signature header: the hex HMAC-SHA256 of `body`, optionally `sha256=`-prefixed.
+fn verify(signature: &Signature, headers: &HeaderMap, body: &[u8]) -> Result<()> {
+    let header = &signature.header;
+    let value = headers.get(header).ok_or_else(|| {
+        Error::Unauthorized(format!("the {header} header (signature) is missing"))
+    })?;
+    let bad = || Error::Unauthorized(format!("the {header} header does not sign this body"));
+    let value = value.to_str().map_err(|_| bad())?.trim();
+    let hex = match value.get(..7) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("sha256=") => &value[7..],
+        _ => value,
+    };
+    let given = hex::decode(hex).map_err(|_| bad())?;
+    let mut mac = signature.mac.clone();
+    mac.update(body);
+    // `verify_slice` compares in constant time (and refuses a wrong length).
+    mac.verify_slice(&given).map_err(|_| bad())
+}
+
+fn idempotency_key(header: &HeaderName, headers: &HeaderMap) -> Result<String> {
+    let invalid = |message: &str| Error::InvalidField {
+        field: header.to_string(),
+        message: message.to_owned(),
+    };
+    let value = headers
+        .get(header)
+        .ok_or_else(|| invalid("this webhook needs an idempotency key in this header"))?;
+    let key = value
+        .to_str()
+        .map_err(|_| invalid("the idempotency key must be printable ASCII"))?
+        .trim();
+    if key.is_empty() || key.len() > MAX_KEY_LEN {
+        return Err(invalid(&format!(
+            "the idempotency key must have 1 to {MAX_KEY_LEN} characters"
+        )));
+    }
+    Ok(key.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::WebhookDef;
+
+    fn signature(secret: &str) -> Signature {
+        Signature {
+            header: HeaderName::from_static("x-sig"),
+            mac: Hmac::new_from_slice(secret.as_bytes()).unwrap(),
+        }
+    }
+
+    fn sign(secret: &str, body: &[u8]) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(body);
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-sig", value.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn signatures_are_hex_hmac_sha256_with_an_optional_prefix() {
+        let s = signature("shh");
+        let good = sign("shh", b"{}");
+        assert!(verify(&s, &headers(&good), b"{}").is_ok());
+        assert!(verify(&s, &headers(&format!("sha256={good}")), b"{}").is_ok());
+        assert!(verify(
+            &s,
+            &headers(&format!("SHA256={}", good.to_uppercase())),
+            b"{}"
+        )
+        .is_ok());
+        assert!(verify(&s, &headers(&good), b"{ }").is_err());
+        assert!(verify(&s, &headers(&sign("other", b"{}")), b"{}").is_err());
+        assert!(verify(&s, &headers(&good[..62]), b"{}").is_err());
+        assert!(verify(&s, &headers("sha256="), b"{}").is_err());
+        assert!(verify(&s, &headers("zz"), b"{}").is_err());
+        let missing = verify(&s, &HeaderMap::new(), b"{}").unwrap_err();
+        assert_eq!(missing.status(), 401);
+    }
+
+    #[test]
+    fn start_up_names_the_webhook_and_the_missing_variable() {
+        let mut registry = Registry::new();
+        let def = WebhookDef {
+            name: "stripe",
+            module: "",
+            path: "/hooks/stripe",
+            signature: Some(WebhookSignature::HmacSha256 {
+                header: "Stripe-Signature",
+                secret_env: "STRIPE_SECRET",
+            }),
+            idempotency_header: None,
+        };
+        registry.webhook(def, |_ctx, _body| async move { Ok(()) });
+        let error = Webhooks::load_with(&registry, |_| None).err().unwrap();
+        let message = error.to_string();
+        assert!(
+            message.contains("`stripe`") && message.contains("STRIPE_SECRET"),
+            "{message}"
+        );
+        let empty = Webhooks::load_with(&registry, |_| Some("".into()))
+            .err()
+            .unwrap();
+        assert!(empty.to_string().contains("empty"), "{empty}");
+        assert!(Webhooks::load_with(&registry, |_| Some("s".into())).is_ok());
+
+        registry.webhook(
+            WebhookDef {
+                name: "again",
+                signature: None,
+                ..def
+            },
+            |_ctx, _body| async move { Ok(()) },
+        );
+        let clash = Webhooks::load_with(&registry, |_| Some("s".into()))
+            .err()
+            .unwrap();
+        assert!(clash.to_string().contains("/hooks/stripe"), "{clash}");
+    }
+}
