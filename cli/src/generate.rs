@@ -184,16 +184,25 @@ pub(crate) fn plan(
         })
     };
     let wants = |target| generate.targets.contains(&target);
-    // The two emitters are independent: run them side by side.
-    let (rust, typescript) = rayon::join(
+    // The emitters are independent: run them side by side.
+    let (rust, (typescript, dioxus)) = rayon::join(
         || wants(Target::Rust).then(|| emit::rust::emit(ir)),
-        || wants(Target::Typescript).then(|| emit::typescript::emit(ir)),
+        || {
+            rayon::join(
+                || wants(Target::Typescript).then(|| emit::typescript::emit(ir)),
+                || wants(Target::Dioxus).then(|| emit::dioxus::emit(ir)),
+            )
+        },
     );
     if let Some(rust) = rust {
         add(generate.rust_out.clone(), rust);
     }
     let dir = generate.typescript_out.trim_end_matches('/');
     for file in typescript.into_iter().flatten() {
+        add(format!("{dir}/{}", file.path), file.contents);
+    }
+    let dir = generate.dioxus_out.trim_end_matches('/');
+    for file in dioxus.into_iter().flatten() {
         add(format!("{dir}/{}", file.path), file.contents);
     }
     add(LOCK_FILE.to_owned(), lock.updated(ir, migrations).render());

@@ -35,6 +35,7 @@ pub struct ProjectConfig {
 pub enum Target {
     Rust,
     Typescript,
+    Dioxus,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -46,6 +47,8 @@ pub struct GenerateConfig {
     pub rust_out: String,
     /// The TypeScript client's directory, relative to the project root.
     pub typescript_out: String,
+    /// The Dioxus client's directory (it holds one `mod.rs`), relative to the project root.
+    pub dioxus_out: String,
 }
 
 impl Default for GenerateConfig {
@@ -54,6 +57,7 @@ impl Default for GenerateConfig {
             targets: vec![Target::Rust, Target::Typescript],
             rust_out: crate::parse::GENERATED_RUST_FILE.to_owned(),
             typescript_out: "frontend/src/lib/forge".to_owned(),
+            dioxus_out: "frontend/src/forge".to_owned(),
         }
     }
 }
@@ -141,6 +145,12 @@ mod tests {
         .expect("config parses");
         assert_eq!(config.generate.targets, [Target::Typescript]);
         assert_eq!(config.generate.typescript_out, "web/api");
+        let config = Config::parse(
+            "[project]\nname = \"app\"\n[generate]\ntargets = [\"rust\", \"dioxus\"]\ndioxus_out = \"web/src/api\"\n",
+        )
+        .expect("config parses");
+        assert_eq!(config.generate.targets, [Target::Rust, Target::Dioxus]);
+        assert_eq!(config.generate.dioxus_out, "web/src/api");
         assert!(
             Config::parse("[project]\nname = \"a\"\n[generate]\nrust_out = \"src/glue.rs\"\n")
                 .is_err()

@@ -1,4 +1,6 @@
 //! Running the built `forge` binary on scratch copies of fixture crates.
+// Each test file compiles this module on its own and uses a part of it.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

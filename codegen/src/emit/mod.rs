@@ -1,5 +1,6 @@
 //! Emitters: one module per target, each a pure function of the IR.
 
+pub mod dioxus;
 pub mod rust;
 pub mod typescript;
 

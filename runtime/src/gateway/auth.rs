@@ -19,6 +19,9 @@ pub(crate) fn authenticate(
     headers: &HeaderMap,
     public: bool,
 ) -> Result<Option<Auth>> {
+    if public && !headers.contains_key(AUTHORIZATION) {
+        return Ok(None);
+    }
     let header = headers.get(AUTHORIZATION).map(|value| {
         value
             .to_str()

@@ -2,7 +2,8 @@
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::Error;
@@ -27,27 +28,46 @@ pub(crate) struct Response {
     pub result: Result<Value, Error>,
 }
 
+/// The envelope's fields in the order serde_json's maps keep them (sorted), written
+/// straight from the borrowed result: no intermediate `Value` holding a copy of `data`.
+#[derive(Serialize)]
+struct Success<'a> {
+    data: &'a Value,
+    request_id: &'a str,
+    success: bool,
+}
+
+#[derive(Serialize)]
+struct Failure<'a> {
+    error: Value,
+    request_id: &'a str,
+    success: bool,
+}
+
 impl IntoResponse for Response {
     fn into_response(self) -> axum::response::Response {
         let id = self.request_id.0;
-        let (status, body) = match &self.result {
-            Ok(data) => (
-                StatusCode::OK,
-                json!({"success": true, "data": data, "request_id": id}),
-            ),
+        let mut response = match &self.result {
+            Ok(data) => axum::Json(Success {
+                data,
+                request_id: &id,
+                success: true,
+            })
+            .into_response(),
             Err(error) => {
                 if error.is_internal() {
                     tracing::error!(request_id = %id, error = %error, "request failed");
                 }
                 let status = StatusCode::from_u16(error.status())
                     .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                (
-                    status,
-                    json!({"success": false, "error": error.to_wire(), "request_id": id}),
-                )
+                let body = Failure {
+                    error: error.to_wire(),
+                    request_id: &id,
+                    success: false,
+                };
+                (status, axum::Json(body)).into_response()
             }
         };
-        let mut response = (status, axum::Json(body)).into_response();
         if let Ok(value) = HeaderValue::from_str(&id) {
             response.headers_mut().insert("x-request-id", value);
         }

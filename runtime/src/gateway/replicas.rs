@@ -55,6 +55,9 @@ impl Replicas {
     /// The next healthy replica's pool, round-robin; `None` when none is healthy.
     pub fn pick(&self) -> Option<PgPool> {
         let count = self.replicas.len();
+        if count == 0 {
+            return None;
+        }
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         (0..count)
             .map(|offset| &self.replicas[(start + offset) % count])

@@ -69,7 +69,7 @@ async fn dispatch(
             base.pool = replica;
         }
         let future = (query.call)(QueryContext { base }, args);
-        return call::run(shared, name, query.def.timeout_ms, future).await;
+        return call::run_inline(shared, name, query.def.timeout_ms, future).await;
     }
     if let Some(mutation) = shared.registry.mutations.get(name) {
         let auth = authenticate(shared, headers, mutation.def.public)?;

@@ -1,4 +1,5 @@
 //! Helpers shared by the end-to-end tests.
+#![allow(dead_code, unused_imports)] // Each test binary uses its own part of these helpers.
 
 pub mod ir;
 pub use forge_tests::typescript;
