@@ -25,6 +25,18 @@ pub struct Args {
     /// Also write the IR as JSON to FILE (`-` for stdout).
     #[arg(long, value_name = "FILE")]
     emit_ir: Option<PathBuf>,
+    /// Generate only this target (repeatable), instead of forge.toml's `[generate]
+    /// targets`: `rust`, `typescript`, `dioxus`, `jsonschema`.
+    #[arg(long = "target", value_name = "TARGET", value_parser = parse_target)]
+    targets: Vec<Target>,
+    /// Keep running and regenerate on every save of src/, migrations/, forge.toml or
+    /// forge.lock (Ctrl-C stops).
+    #[arg(long, conflicts_with_all = ["check", "emit_ir"])]
+    watch: bool,
+}
+
+fn parse_target(name: &str) -> Result<Target, String> {
+    Target::parse(name).map_err(|e| e.message)
 }
 
 /// `forge generate` in `root`, as `forge new` runs it after writing files.
@@ -34,13 +46,23 @@ pub fn run_in(root: &Path) -> Result<Outcome, Fatal> {
         &Args {
             check: false,
             emit_ir: None,
+            targets: Vec::new(),
+            watch: false,
         },
     )
 }
 
 pub fn run(project: Option<&Path>, args: &Args) -> Result<Outcome, Fatal> {
+    if args.watch {
+        return crate::watch::run(project);
+    }
     let started = Instant::now();
-    let project = Project::locate(project)?;
+    let mut project = Project::locate(project)?;
+    // `--target` picks from the targets; the no-change stamp is for full runs only.
+    let full_run = args.targets.is_empty();
+    if !full_run {
+        project.config.generate.targets = args.targets.clone();
+    }
     let sources = sources::read(&project.root)?;
     let lock_text = read_optional(&project.root.join(LOCK_FILE))?;
     let migrations = sources::read_migrations(&project.root)?;
@@ -53,7 +75,7 @@ pub fn run(project: Option<&Path>, args: &Args) -> Result<Outcome, Fatal> {
         &sources,
         &migrations,
     );
-    if args.emit_ir.is_none() && Stamp::is_fresh(&cache_dir, &stamp, &project.root) {
+    if full_run && args.emit_ir.is_none() && Stamp::is_fresh(&cache_dir, &stamp, &project.root) {
         eprintln!(
             "forge generate: up to date ({} source files, {} ms)",
             sources.len(),
@@ -129,7 +151,7 @@ pub fn run(project: Option<&Path>, args: &Args) -> Result<Outcome, Fatal> {
     for (planned, _) in &stale {
         output::write(planned)?;
     }
-    if diagnostics.is_empty() {
+    if diagnostics.is_empty() && full_run {
         // With diagnostics the next run must print them again, so it may not take the
         // shortcut.
         let lock_now = read_optional(&project.root.join(LOCK_FILE))?;
@@ -204,6 +226,9 @@ pub(crate) fn plan(
     let dir = generate.dioxus_out.trim_end_matches('/');
     for file in dioxus.into_iter().flatten() {
         add(format!("{dir}/{}", file.path), file.contents);
+    }
+    if wants(Target::Jsonschema) {
+        add(generate.jsonschema_out.clone(), emit::jsonschema::emit(ir));
     }
     add(LOCK_FILE.to_owned(), lock.updated(ir, migrations).render());
     Ok(planned)

@@ -3,6 +3,7 @@
 
 mod check;
 mod db;
+mod dev;
 mod format;
 mod generate;
 mod migrate;
@@ -11,6 +12,7 @@ mod output;
 mod project;
 mod render;
 mod sources;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,6 +48,9 @@ enum Command {
     Db(db::Args),
     /// Apply the project's migrations or show where they stand.
     Migrate(migrate::Args),
+    /// Run the app for development: database, migrations, watch-mode generation and
+    /// `cargo run`, restarted on every change.
+    Dev(dev::Args),
     /// Create a project (`forge new <name>`) or a handler in this one (`forge new <kind> <name>`).
     New(new::Args),
 }
@@ -79,6 +84,7 @@ fn main() -> ExitCode {
         Command::Db(args) => db::run(cli.project.as_deref(), &args),
         Command::Migrate(args) => migrate::run(cli.project.as_deref(), &args),
         Command::New(args) => new::run(cli.project.as_deref(), &args),
+        Command::Dev(args) => dev::run(cli.project.as_deref(), &args),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

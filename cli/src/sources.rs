@@ -163,7 +163,7 @@ pub fn save_cache(dir: &Path, build: &str, sources: &[Source], parsed: &[ParsedF
     }
 }
 
-fn parse_source(source: &Source) -> ParsedFile {
+pub(crate) fn parse_source(source: &Source) -> ParsedFile {
     match std::str::from_utf8(&source.content) {
         Ok(text) => parse::parse_file(&source.rel, &source.module, text),
         Err(error) => parse::unreadable(&source.rel, &source.module, &error.to_string()),

@@ -297,3 +297,36 @@ fn prompts_ask_for_what_was_not_given() {
         std::fs::read_to_string(parent.path().join("asked/forge.toml")).expect("forge.toml");
     assert!(forge_toml.contains(r#"targets = ["rust"]"#), "{forge_toml}");
 }
+
+#[test]
+fn a_dioxus_project_checks_clean_and_its_frontend_compiles_against_dioxus() {
+    let parent = tempfile::tempdir().expect("temp dir");
+    let app = new_project(parent.path(), "dx_app", "dioxus");
+    assert!(
+        app.join("frontend/src/forge/mod.rs").is_file(),
+        "the generated Dioxus client"
+    );
+    assert!(
+        !app.join("frontend/src/lib").exists(),
+        "no TypeScript client"
+    );
+    assert_ok("forge check", &forge(&app, &["check"]));
+    assert_ok(
+        "forge generate --check",
+        &forge(&app, &["generate", "--check"]),
+    );
+    assert_ok(
+        "cargo check (backend)",
+        &cargo(&app, &["check", "--quiet", "--all-targets"]),
+    );
+    // The frontend is a crate of its own; it shares the Dioxus builds of the Dioxus client
+    // tests in <target>/dioxus-check.
+    let output = Command::new(env!("CARGO"))
+        .args(["check", "--quiet"])
+        .current_dir(app.join("frontend"))
+        .env("CARGO_TARGET_DIR", shared_target().join("dioxus-check"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("cargo runs");
+    assert_ok("cargo check (frontend)", &output);
+}

@@ -36,6 +36,20 @@ pub enum Target {
     Rust,
     Typescript,
     Dioxus,
+    /// One JSON Schema document of the API (`emit::jsonschema`).
+    Jsonschema,
+}
+
+impl Target {
+    /// The target a `--target` flag or a `targets` entry names (`"jsonschema"`).
+    pub fn parse(name: &str) -> Result<Target, ConfigError> {
+        use serde::de::IntoDeserializer;
+        let name: serde::de::value::StrDeserializer<'_, serde::de::value::Error> =
+            name.into_deserializer();
+        Target::deserialize(name).map_err(|e| ConfigError {
+            message: e.to_string(),
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -49,6 +63,8 @@ pub struct GenerateConfig {
     pub typescript_out: String,
     /// The Dioxus client's directory (it holds one `mod.rs`), relative to the project root.
     pub dioxus_out: String,
+    /// The JSON Schema document, relative to the project root.
+    pub jsonschema_out: String,
 }
 
 impl Default for GenerateConfig {
@@ -58,6 +74,7 @@ impl Default for GenerateConfig {
             rust_out: crate::parse::GENERATED_RUST_FILE.to_owned(),
             typescript_out: "frontend/src/lib/forge".to_owned(),
             dioxus_out: "frontend/src/forge".to_owned(),
+            jsonschema_out: "schema/forge.schema.json".to_owned(),
         }
     }
 }
@@ -155,6 +172,20 @@ mod tests {
             Config::parse("[project]\nname = \"a\"\n[generate]\nrust_out = \"src/glue.rs\"\n")
                 .is_err()
         );
+    }
+
+    #[test]
+    fn targets_parse_by_their_config_names() {
+        assert_eq!(Target::parse("jsonschema").ok(), Some(Target::Jsonschema));
+        assert_eq!(Target::parse("rust").ok(), Some(Target::Rust));
+        let error = Target::parse("openapi").expect_err("no such target");
+        assert!(error.message.contains("jsonschema"), "{}", error.message);
+        let config = Config::parse(
+            "[project]\nname = \"app\"\n[generate]\ntargets = [\"jsonschema\"]\njsonschema_out = \"api.json\"\n",
+        )
+        .expect("config parses");
+        assert_eq!(config.generate.targets, [Target::Jsonschema]);
+        assert_eq!(config.generate.jsonschema_out, "api.json");
     }
 
     #[test]

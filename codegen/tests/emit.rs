@@ -20,3 +20,15 @@ fn kitchen_sink_rust_glue() {
     let ir = support::build_fixture("kitchen_sink").ir;
     insta::assert_snapshot!(forge_codegen::emit::rust::emit(&ir));
 }
+
+#[test]
+fn kitchen_sink_jsonschema() {
+    let ir = support::build_fixture("kitchen_sink").ir;
+    let text = forge_codegen::emit::jsonschema::emit(&ir);
+    let document: serde_json::Value = serde_json::from_str(&text).expect("the document is JSON");
+    assert!(
+        jsonschema::meta::is_valid(&document),
+        "not a valid 2020-12 schema"
+    );
+    insta::assert_snapshot!(text);
+}

@@ -222,8 +222,11 @@ fn log_unserved(registry: &Registry) {
     let kinds = [
         (
             cfg!(feature = "gateway"),
-            registry.queries.len() + registry.mutations.len() + registry.webhooks.len(),
-            "queries, mutations and webhooks",
+            registry.queries.len()
+                + registry.mutations.len()
+                + registry.webhooks.len()
+                + registry.mcp_tools.len(),
+            "queries, mutations, webhooks and MCP tools",
             "gateway",
         ),
         (cfg!(feature = "jobs"), registry.jobs.len(), "jobs", "jobs"),

@@ -48,6 +48,9 @@ pub struct McpToolDef {
     pub title: Option<&'static str>,
     pub description: Option<&'static str>,
     pub read_only: bool,
+    /// The JSON text of the JSON Schema (draft 2020-12) of the tool's `args` object,
+    /// self-contained: what `tools/list` sends as `inputSchema`.
+    pub input_schema: &'static str,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -166,8 +169,19 @@ pub fn decode_input<T: DeserializeOwned>(input: Value) -> Result<T> {
     decode(input, "input")
 }
 
+tokio::task_local! {
+    /// Set by the MCP gateway around a tool call: raised when the call's `args` do not
+    /// decode, which makes the failure a JSON-RPC `invalid params` error rather than a
+    /// tool error (the glue decodes inside the handler's future).
+    pub(crate) static ARGS_REJECTED: Arc<std::sync::atomic::AtomicBool>;
+}
+
 fn decode<T: DeserializeOwned>(value: Value, root: &str) -> Result<T> {
     serde_path_to_error::deserialize(value).map_err(|error| {
+        if root == "args" {
+            let _ = ARGS_REJECTED
+                .try_with(|rejected| rejected.store(true, std::sync::atomic::Ordering::Relaxed));
+        }
         let path = error.path().to_string();
         let field = if path == "." { root.to_owned() } else { path };
         Error::InvalidField {

@@ -1,6 +1,7 @@
 //! Emitters: one module per target, each a pure function of the IR.
 
 pub mod dioxus;
+pub mod jsonschema;
 pub mod rust;
 pub mod typescript;
 

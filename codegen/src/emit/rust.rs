@@ -55,7 +55,7 @@
 //! forge::registry::MutationDef { name: &str, module: &str, transactional: bool,
 //!     public: bool, timeout_ms: Option<u64>, tables_written: &[&str] }
 //! forge::registry::McpToolDef { name: &str, module: &str, title: Option<&str>,
-//!     description: Option<&str>, read_only: bool }
+//!     description: Option<&str>, read_only: bool, input_schema: &str }
 //! forge::registry::JobDef { name: &str, module: &str, retry: Retry,
 //!     timeout_ms: Option<u64>, queue: &str, priority: i32 }
 //! forge::registry::Retry { max_attempts: u32, backoff: Backoff, base_ms: u64, max_ms: u64 }
@@ -76,7 +76,9 @@
 //! module path (`""` at the crate root), for logs and admin views. Durations are
 //! milliseconds; a cron without a time zone runs in UTC. A workflow's `signature` is its
 //! contract's 32 hex digits, `steps` and `waits` its literal step and event keys in source
-//! order. An MCP tool's `description` is the handler's doc comment.
+//! order. An MCP tool's `description` is the handler's doc comment and its `input_schema`
+//! the JSON text of a self-contained JSON Schema (draft 2020-12) of its `args` object
+//! (`emit::jsonschema::tool_input_schema`): compact, with its own `$defs`.
 //!
 //! # What a registration looks like
 //!
@@ -225,6 +227,8 @@ struct Target<'a> {
     args: Vec<String>,
     /// Its struct in `mod args`, for query, mutation and MCP tool handlers with arguments.
     arg_struct: Option<String>,
+    /// For MCP tools, the JSON Schema of the `args` object.
+    input_schema: Option<String>,
 }
 
 /// A handler's options and, for a workflow, its contract: everything its definition
@@ -296,7 +300,7 @@ enum Input {
 
 /// Every handler as a [`Target`], or the message of the `compile_error!` replacing it.
 fn targets(ir: &Ir) -> Vec<Result<Target<'_>, String>> {
-    let mut targets: Vec<_> = ir.handlers.iter().map(target).collect();
+    let mut targets: Vec<_> = ir.handlers.iter().map(|h| target(ir, h)).collect();
     let mut with_structs: Vec<&mut Target> = targets
         .iter_mut()
         .flatten()
@@ -323,7 +327,7 @@ fn with_arg_structs<'t, 'a>(
         .collect()
 }
 
-fn target(handler: &Handler) -> Result<Target<'_>, String> {
+fn target<'a>(ir: &Ir, handler: &'a Handler) -> Result<Target<'a>, String> {
     let fail = |why: String| {
         let place = &handler.span;
         format!(
@@ -367,12 +371,15 @@ fn target(handler: &Handler) -> Result<Target<'_>, String> {
             .collect::<Result<_, _>>()?,
         Input::Payload | Input::None => Vec::new(),
     };
+    let input_schema =
+        matches!(def, Def::McpTool(_)).then(|| super::jsonschema::tool_input_schema(ir, handler));
     Ok(Target {
         handler,
         def,
         path,
         args,
         arg_struct: None,
+        input_schema,
     })
 }
 
@@ -485,7 +492,7 @@ fn definition(target: &Target, leaves: &mut Leaves) -> TokenStream {
     match target.def {
         Def::Query(options) => query_def(common, handler, options, leaves),
         Def::Mutation(options) => mutation_def(common, handler, options, leaves),
-        Def::McpTool(options) => mcp_tool_def(common, handler, options, leaves),
+        Def::McpTool(options) => mcp_tool_def(common, target, options, leaves),
         Def::Job(options) => job_def(common, options, leaves),
         Def::Workflow(options, contract) => workflow_def(common, options, contract, leaves),
         Def::Webhook(options) => webhook_def(common, options, leaves),
@@ -544,19 +551,21 @@ fn mutation_def(
 
 fn mcp_tool_def(
     common: TokenStream,
-    handler: &Handler,
+    target: &Target,
     options: &McpToolOptions,
     leaves: &mut Leaves,
 ) -> TokenStream {
     let title = opt_str(options.title.as_deref(), leaves);
-    let description = opt_str(handler.doc.as_deref(), leaves);
+    let description = opt_str(target.handler.doc.as_deref(), leaves);
     let read_only = options.read_only;
+    let input_schema = leaves.str(target.input_schema.as_deref().unwrap_or("{}"));
     quote! {
         forge::registry::McpToolDef {
             #common
             title: #title,
             description: #description,
             read_only: #read_only,
+            input_schema: #input_schema,
         }
     }
 }

@@ -1,6 +1,6 @@
-//! HTTP (feature `gateway`): RPC, health, admin, webhooks. One axum router over the node's
-//! [`Shared`] state, and what only the gateway uses: token verification, webhook secrets
-//! and the read replicas queries go to.
+//! HTTP (feature `gateway`): RPC, MCP, health, admin, webhooks. One axum router over the
+//! node's [`Shared`] state, and what only the gateway uses: token verification, webhook
+//! secrets and the read replicas queries go to.
 
 mod admin;
 mod admin_cron;
@@ -9,6 +9,7 @@ mod auth;
 mod call;
 mod envelope;
 mod health;
+mod mcp;
 mod replicas;
 mod rpc;
 mod webhook;
@@ -93,6 +94,7 @@ fn router(shared: Arc<Shared>) -> Router {
     let webhooks = shared.gateway.webhooks.clone();
     Router::new()
         .route("/_api/rpc/{name}", post(rpc::call))
+        .route("/_api/mcp", post(mcp::post))
         .route("/_api/health", get(health::health))
         .route("/_api/ready", get(health::ready))
         .nest("/_api/admin", admin::router())

@@ -9,7 +9,7 @@ mod api;
 mod names;
 mod syntax;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod types;
 
 use std::fmt;

@@ -11,7 +11,7 @@ use crate::ir::{
 
 // ---- IR builders -------------------------------------------------------------------------
 
-fn ir(mut types: Vec<TypeDef>, mut handlers: Vec<Handler>) -> Ir {
+pub(crate) fn ir(mut types: Vec<TypeDef>, mut handlers: Vec<Handler>) -> Ir {
     types.sort_by(|a, b| a.id.cmp(&b.id));
     handlers.sort_by(|a, b| (&a.name, &a.module).cmp(&(&b.name, &b.module)));
     Ir {
@@ -22,7 +22,7 @@ fn ir(mut types: Vec<TypeDef>, mut handlers: Vec<Handler>) -> Ir {
 }
 
 /// A type used in both directions; `id` is its path (`billing::Status`).
-fn def(id: &str, shape: Shape) -> TypeDef {
+pub(crate) fn def(id: &str, shape: Shape) -> TypeDef {
     let (module, name) = id.rsplit_once("::").unwrap_or(("", id));
     TypeDef {
         id: id.to_owned(),
@@ -40,7 +40,7 @@ fn def(id: &str, shape: Shape) -> TypeDef {
     }
 }
 
-fn input(def: TypeDef) -> TypeDef {
+pub(crate) fn input(def: TypeDef) -> TypeDef {
     TypeDef {
         usage: Usage {
             input: true,
@@ -50,7 +50,7 @@ fn input(def: TypeDef) -> TypeDef {
     }
 }
 
-fn output(def: TypeDef) -> TypeDef {
+pub(crate) fn output(def: TypeDef) -> TypeDef {
     TypeDef {
         usage: Usage {
             input: false,
@@ -60,29 +60,29 @@ fn output(def: TypeDef) -> TypeDef {
     }
 }
 
-fn generic(def: TypeDef, params: &[&str]) -> TypeDef {
+pub(crate) fn generic(def: TypeDef, params: &[&str]) -> TypeDef {
     TypeDef {
         generics: params.iter().map(|p| (*p).to_owned()).collect(),
         ..def
     }
 }
 
-fn documented(def: TypeDef, doc: &str) -> TypeDef {
+pub(crate) fn documented(def: TypeDef, doc: &str) -> TypeDef {
     TypeDef {
         doc: Some(doc.to_owned()),
         ..def
     }
 }
 
-fn strukt(fields: Vec<Field>) -> Shape {
+pub(crate) fn strukt(fields: Vec<Field>) -> Shape {
     Shape::Struct { fields, tag: None }
 }
 
-fn enumeration(tagging: Tagging, variants: Vec<Variant>) -> Shape {
+pub(crate) fn enumeration(tagging: Tagging, variants: Vec<Variant>) -> Shape {
     Shape::Enum { tagging, variants }
 }
 
-fn wire(name: &str) -> WireName {
+pub(crate) fn wire(name: &str) -> WireName {
     WireName {
         serialize: name.to_owned(),
         deserialize: name.to_owned(),
@@ -90,7 +90,7 @@ fn wire(name: &str) -> WireName {
     }
 }
 
-fn field(name: &str, ty: TypeRef) -> Field {
+pub(crate) fn field(name: &str, ty: TypeRef) -> Field {
     Field {
         rust_name: name.to_owned(),
         wire: wire(name),
@@ -105,14 +105,14 @@ fn field(name: &str, ty: TypeRef) -> Field {
     }
 }
 
-fn flattened(name: &str, ty: TypeRef) -> Field {
+pub(crate) fn flattened(name: &str, ty: TypeRef) -> Field {
     Field {
         flatten: true,
         ..field(name, ty)
     }
 }
 
-fn variant(name: &str, shape: VariantShape) -> Variant {
+pub(crate) fn variant(name: &str, shape: VariantShape) -> Variant {
     Variant {
         rust_name: name.to_owned(),
         wire: wire(name),
@@ -126,67 +126,72 @@ fn variant(name: &str, shape: VariantShape) -> Variant {
     }
 }
 
-fn unit(name: &str) -> Variant {
+pub(crate) fn unit(name: &str) -> Variant {
     variant(name, VariantShape::Unit)
 }
 
-fn newtype(name: &str, of: TypeRef) -> Variant {
+pub(crate) fn newtype(name: &str, of: TypeRef) -> Variant {
     variant(name, VariantShape::Newtype { of })
 }
 
-fn tuple(name: &str, items: Vec<TypeRef>) -> Variant {
+pub(crate) fn tuple(name: &str, items: Vec<TypeRef>) -> Variant {
     variant(name, VariantShape::Tuple { items })
 }
 
-fn record(name: &str, fields: Vec<Field>) -> Variant {
+pub(crate) fn record(name: &str, fields: Vec<Field>) -> Variant {
     variant(name, VariantShape::Struct { fields })
 }
 
-fn scalar(scalar: Scalar) -> TypeRef {
+pub(crate) fn scalar(scalar: Scalar) -> TypeRef {
     TypeRef::Scalar { scalar }
 }
 
-fn string() -> TypeRef {
+pub(crate) fn string() -> TypeRef {
     scalar(Scalar::String)
 }
 
-fn int() -> TypeRef {
+pub(crate) fn int() -> TypeRef {
     scalar(Scalar::I32)
 }
 
-fn opt(of: TypeRef) -> TypeRef {
+pub(crate) fn opt(of: TypeRef) -> TypeRef {
     TypeRef::Option { of: Box::new(of) }
 }
 
-fn list(of: TypeRef) -> TypeRef {
+pub(crate) fn list(of: TypeRef) -> TypeRef {
     TypeRef::List { of: Box::new(of) }
 }
 
-fn map(value: TypeRef) -> TypeRef {
+pub(crate) fn map(value: TypeRef) -> TypeRef {
     TypeRef::Map {
         key: Box::new(string()),
         value: Box::new(value),
     }
 }
 
-fn named(id: &str) -> TypeRef {
+pub(crate) fn named(id: &str) -> TypeRef {
     named_of(id, Vec::new())
 }
 
-fn named_of(id: &str, args: Vec<TypeRef>) -> TypeRef {
+pub(crate) fn named_of(id: &str, args: Vec<TypeRef>) -> TypeRef {
     TypeRef::Named {
         id: id.to_owned(),
         args,
     }
 }
 
-fn param(name: &str) -> TypeRef {
+pub(crate) fn param(name: &str) -> TypeRef {
     TypeRef::Param {
         name: name.to_owned(),
     }
 }
 
-fn handler(kind: Kind, name: &str, args: Vec<(&str, TypeRef)>, returns: TypeRef) -> Handler {
+pub(crate) fn handler(
+    kind: Kind,
+    name: &str,
+    args: Vec<(&str, TypeRef)>,
+    returns: TypeRef,
+) -> Handler {
     let options = match kind {
         Kind::Query => Options::Query(QueryOptions::default()),
         Kind::Mutation => Options::Mutation(MutationOptions::default()),
