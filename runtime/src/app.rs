@@ -1,6 +1,7 @@
 //! Starting and stopping a node: database, migrations, the HTTP server and the background
 //! subsystems, and a graceful shutdown.
 
+#[cfg(feature = "gateway")]
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,12 +13,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
-use crate::auth::Verifier;
 use crate::config::Config;
 use crate::registry::Registry;
-use crate::replicas::Replicas;
 use crate::shared::Shared;
-use crate::{cron, daemons, gateway, jobs, leader, node, Error, Result};
+use crate::{node, Error, Result};
 
 /// A forge application: its configuration and its handlers.
 pub struct App {
@@ -60,7 +59,10 @@ impl App {
         let running = self.start().await.inspect_err(|error| {
             tracing::error!("forge could not start: {error}");
         })?;
+        #[cfg(feature = "gateway")]
         tracing::info!(addr = %running.addr(), node = %running.node_id(), "forge is serving");
+        #[cfg(not(feature = "gateway"))]
+        tracing::info!(node = %running.node_id(), "forge is running (no HTTP: the `gateway` feature is off)");
         let stopped = running.shared.shutdown.clone();
         tokio::select! {
             () = termination() => tracing::info!("shutting down"),
@@ -80,7 +82,8 @@ impl App {
             )));
         }
         // Webhook secrets are read once, before anything else starts.
-        let webhooks = gateway::Webhooks::load(&registry)?;
+        #[cfg(feature = "gateway")]
+        let gateway = crate::gateway::Gateway::new(&config, &registry)?;
         let url = match &config.database_url {
             Some(url) => url.clone(),
             None => {
@@ -122,25 +125,12 @@ impl App {
             }
         }
         node::register(&primary, node_id, &config.app_version).await?;
-        let replicas = Replicas::connect(&config.replica_urls, config.max_connections)?;
-        replicas.probe_once().await;
-        let listener = tokio::net::TcpListener::bind(config.addr)
-            .await
-            .map_err(|e| Error::Internal(format!("cannot listen on {}: {e}", config.addr)))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| Error::Internal(format!("cannot read the listening address: {e}")))?;
-        if config.jwt_secret.is_none() {
-            tracing::warn!("FORGE_JWT_SECRET is not set: only public handlers can be called");
-        }
+        log_unserved(&registry);
         let shared = Arc::new(Shared {
-            verifier: config
-                .jwt_secret
-                .as_deref()
-                .map(|s| Verifier::hs256(s.as_bytes())),
+            #[cfg(feature = "gateway")]
+            gateway,
             config,
             primary,
-            replicas,
             registry,
             node_id,
             shutdown: CancellationToken::new(),
@@ -148,26 +138,22 @@ impl App {
         });
 
         let mut subsystems = JoinSet::new();
-        let router = gateway::router(shared.clone(), webhooks);
-        let stop = shared.shutdown.clone();
-        subsystems.spawn(async move {
-            let served = axum::serve(listener, router)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
-            if let Err(error) = served {
-                tracing::error!(%error, "the HTTP server stopped");
-            }
-        });
-        let replicas = shared.replicas.clone();
-        let stop = shared.shutdown.clone();
-        subsystems.spawn(async move { replicas.probe_until(stop).await });
-        let leadership = leader::spawn(&shared, &mut subsystems);
-        node::spawn(&shared, leadership.clone(), &mut subsystems);
-        cron::spawn(&shared, leadership.clone(), &mut subsystems);
-        daemons::spawn(&shared, leadership, &mut subsystems);
-        subsystems.spawn(jobs::work(shared.clone()));
+        #[cfg(feature = "gateway")]
+        let addr = crate::gateway::serve(&shared, &mut subsystems).await?;
+        node::spawn(&shared, &mut subsystems);
+        #[cfg(any(feature = "cron", feature = "daemons"))]
+        {
+            let leadership = crate::leader::spawn(&shared, &mut subsystems);
+            #[cfg(feature = "cron")]
+            crate::cron::spawn(&shared, leadership.clone(), &mut subsystems);
+            #[cfg(feature = "daemons")]
+            crate::daemons::spawn(&shared, leadership, &mut subsystems);
+        }
+        #[cfg(feature = "jobs")]
+        subsystems.spawn(crate::jobs::work(shared.clone()));
         Ok(Running {
             shared,
+            #[cfg(feature = "gateway")]
             addr,
             subsystems,
         })
@@ -177,12 +163,14 @@ impl App {
 /// A started node.
 pub struct Running {
     pub(crate) shared: Arc<Shared>,
+    #[cfg(feature = "gateway")]
     addr: SocketAddr,
     subsystems: JoinSet<()>,
 }
 
 impl Running {
     /// Where the node listens (useful with port 0).
+    #[cfg(feature = "gateway")]
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
@@ -225,6 +213,48 @@ impl Running {
     pub async fn kill(mut self) {
         self.subsystems.abort_all();
         while self.subsystems.join_next().await.is_some() {}
+    }
+}
+
+/// Says which registered handlers this node will not run because their subsystem's feature
+/// is off (a slim build: see ARCHITECTURE.md, "Slim builds"); nodes built with it run them.
+fn log_unserved(registry: &Registry) {
+    let kinds = [
+        (
+            cfg!(feature = "gateway"),
+            registry.queries.len()
+                + registry.mutations.len()
+                + registry.webhooks.len()
+                + registry.mcp_tools.len(),
+            "queries, mutations, webhooks and MCP tools",
+            "gateway",
+        ),
+        (cfg!(feature = "jobs"), registry.jobs.len(), "jobs", "jobs"),
+        (
+            cfg!(feature = "cron"),
+            registry.crons.len(),
+            "crons",
+            "cron",
+        ),
+        (
+            cfg!(feature = "daemons"),
+            registry.daemons.len(),
+            "daemons",
+            "daemons",
+        ),
+    ];
+    for (on, count, kind, feature) in kinds {
+        if !on && count > 0 {
+            let note = if kind == "jobs" {
+                " (it still queues them with `dispatch_job`)"
+            } else {
+                ""
+            };
+            tracing::info!(
+                "{count} {kind} registered but the `{feature}` feature is off: \
+                 this node does not run them{note}"
+            );
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::auth::Auth;
-use crate::jobs;
+use crate::dispatch;
 use crate::shared::Shared;
 use crate::tx::{Target, Tx, TxCell};
 use crate::{Error, Result};
@@ -94,8 +94,9 @@ pub struct QueryContext {
 }
 
 /// Where a handler that writes puts its writes: its transaction, or the pool when it is
-/// not transactional.
+/// not transactional. Only the gateway calls mutations, so only it builds these.
 #[derive(Clone)]
+#[cfg_attr(not(feature = "gateway"), allow(dead_code))]
 pub(crate) enum Writes {
     Transaction(TxCell),
     Pool,
@@ -121,7 +122,7 @@ impl MutationContext {
     /// Queues the job `name` with `input`, in the mutation's transaction: if the mutation
     /// fails, the job was never queued, and workers see it only once the mutation commits.
     pub async fn dispatch_job(&self, name: &str, input: impl Serialize) -> Result<Uuid> {
-        jobs::dispatch(&self.base.shared, self.tx(), name, &input).await
+        dispatch::dispatch(&self.base.shared, self.tx(), name, &input).await
     }
 }
 
@@ -230,7 +231,7 @@ impl WebhookContext {
     /// Queues the job `name` with `input` in the webhook's transaction: a delivery that
     /// fails queues nothing, so the sender's retry does not queue it twice.
     pub async fn dispatch_job(&self, name: &str, input: impl Serialize) -> Result<Uuid> {
-        jobs::dispatch(&self.base.shared, self.tx(), name, &input).await
+        dispatch::dispatch(&self.base.shared, self.tx(), name, &input).await
     }
 }
 

@@ -31,7 +31,6 @@ use chrono::{DateTime, SubsecRound as _, TimeZone as _, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 use futures_util::FutureExt as _;
-use serde_json::{json, Value};
 use tokio::task::JoinSet;
 
 use crate::context::{Base, CronContext};
@@ -39,7 +38,6 @@ use crate::error::panic_message;
 use crate::leader::{self, Leadership, Term};
 use crate::registry::{CronDef, Schedule};
 use crate::shared::Shared;
-use crate::Result;
 
 /// A cron's schedule, ready to compute ticks.
 #[derive(Debug, Clone)]
@@ -337,58 +335,6 @@ async fn run_tick(shared: Arc<Shared>, name: &'static str, tick: DateTime<Utc>, 
     if let Err(error) = recorded {
         tracing::error!(cron = name, %tick, %error, "cannot record the tick's outcome");
     }
-}
-
-/// How many runs of each cron `GET /_api/admin/cron` shows.
-const ADMIN_RUNS: i64 = 10;
-
-/// `GET /_api/admin/cron`: every registered cron with its schedule, time zone, next tick
-/// and latest runs.
-pub(crate) async fn admin_view(shared: &Shared) -> Result<Value> {
-    let names: Vec<&str> = shared.registry.crons.keys().copied().collect();
-    let runs: Vec<(String, Value)> = sqlx::query_as(
-        "SELECT name, jsonb_agg(jsonb_build_object( \
-                  'scheduled_time', scheduled_time, 'status', status, 'started_at', started_at, \
-                  'finished_at', finished_at, 'error', error) ORDER BY scheduled_time DESC) \
-         FROM (SELECT r.*, row_number() OVER (PARTITION BY name ORDER BY scheduled_time DESC) AS n \
-               FROM forge_cron_runs r WHERE name = ANY($1)) r \
-         WHERE n <= $2 GROUP BY name",
-    )
-    .bind(&names)
-    .bind(ADMIN_RUNS)
-    .fetch_all(&shared.primary)
-    .await?;
-    let mut runs: std::collections::HashMap<String, Value> = runs.into_iter().collect();
-    let now = Utc::now();
-    let crons = shared
-        .registry
-        .crons
-        .values()
-        .map(|cron| {
-            let def = &cron.def;
-            let schedule = match def.schedule {
-                Schedule::Cron(expression) => json!({"kind": "cron", "expression": expression}),
-                Schedule::EveryMs(ms) => json!({"kind": "every", "every_ms": ms}),
-                Schedule::DailyAt(time) => json!({
-                    "kind": "daily_at",
-                    "time": time,
-                    "expression": forge_attrs::cron::daily_at_expression(time),
-                }),
-            };
-            let next = Plan::new(def).ok().and_then(|plan| plan.next_after(now));
-            json!({
-                "name": def.name,
-                "module": def.module,
-                "schedule": schedule,
-                "timezone": def.timezone.unwrap_or("UTC"),
-                "catch_up": def.catch_up,
-                "timeout_ms": def.timeout_ms,
-                "next_scheduled_time": next,
-                "runs": runs.remove(def.name).unwrap_or_else(|| json!([])),
-            })
-        })
-        .collect();
-    Ok(Value::Array(crons))
 }
 
 #[cfg(test)]

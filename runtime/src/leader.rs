@@ -1,5 +1,7 @@
-//! Leader election: one node of the cluster leads, and only the leader schedules crons and
-//! runs `leader_elected` daemons.
+//! Leader election: one node of the cluster leads, and only the leader schedules crons,
+//! runs `leader_elected` daemons and deletes nodes that stopped heartbeating. Compiled with
+//! the `cron` or the `daemons` feature; a node competes only when it can do all of the
+//! leader's work for its app ([`cannot_lead`]).
 //!
 //! Leadership is a session-level advisory lock ([`LOCK_KEY`]) held by a connection of its
 //! own, outside the pool: the lock lives exactly as long as that server session, so a leader
@@ -25,13 +27,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions as _, Connection as _, PgConnection};
+use sqlx::{ConnectOptions as _, Connection as _, PgConnection, PgPool};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use tokio_util::task::TaskTracker;
 
+use crate::registry::{DaemonMode, Registry};
 use crate::shared::Shared;
 use crate::Result;
 
@@ -106,16 +109,88 @@ impl Leadership {
     }
 }
 
-/// Starts the election on `tasks`.
+/// A node not seen for this many heartbeats is taken for dead and deleted by the leader
+/// (its `forge_leaders` and `forge_daemons` rows go with it). Several, so one slow
+/// heartbeat does not remove a live node; one that was removed anyway registers again.
+pub(crate) const STALE_AFTER_HEARTBEATS: u32 = 4;
+
+/// Starts the election, and the leader's removal of stale nodes, on `tasks`. A node that
+/// cannot lead gets a [`Leadership`] that never yields a term.
 pub(crate) fn spawn(shared: &Arc<Shared>, tasks: &mut JoinSet<()>) -> Leadership {
     let (sender, receiver) = watch::channel(None);
-    let shared = shared.clone();
     let leadership = Leadership {
         terms: receiver,
         shutdown: shared.shutdown.clone(),
     };
-    tasks.spawn(async move { elect(shared, sender).await });
+    let features = (cfg!(feature = "cron"), cfg!(feature = "daemons"));
+    if let Some(reason) = cannot_lead(&shared.registry, features) {
+        tracing::warn!("this node does not compete for leadership: {reason}");
+        return leadership;
+    }
+    tasks.spawn(elect(shared.clone(), sender));
+    tasks.spawn(remove_stale_nodes(shared.clone(), leadership.clone()));
     leadership
+}
+
+/// Why this node must not lead, if it must not: the leader is the only node that runs the
+/// crons and the leader-elected daemons, so a leader built without the feature for either
+/// (`cron`, `daemons` = `features`) while the app has some would leave them unrun for as
+/// long as it leads. It stays a follower, and a node that has both features leads.
+fn cannot_lead(registry: &Registry, (cron, daemons): (bool, bool)) -> Option<String> {
+    let crons = registry.crons.len();
+    let elected = registry
+        .daemons
+        .values()
+        .filter(|d| d.def.mode == DaemonMode::LeaderElected)
+        .count();
+    let mut missing = Vec::new();
+    if crons > 0 && !cron {
+        missing.push(format!("{crons} cron(s) without the `cron` feature"));
+    }
+    if elected > 0 && !daemons {
+        missing.push(format!(
+            "{elected} leader-elected daemon(s) without the `daemons` feature"
+        ));
+    }
+    (!missing.is_empty()).then(|| {
+        format!(
+            "the app has {}; a node built with both `cron` and `daemons` leads instead",
+            missing.join(" and ")
+        )
+    })
+}
+
+/// Every `config.heartbeat`, while this node leads: deletes the nodes not seen for
+/// [`STALE_AFTER_HEARTBEATS`] heartbeats.
+async fn remove_stale_nodes(shared: Arc<Shared>, leadership: Leadership) {
+    let every = shared.config.heartbeat;
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shared.shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        if !leadership.is_leading() {
+            continue;
+        }
+        match remove_stale(&shared.primary, every * STALE_AFTER_HEARTBEATS).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "removed nodes that stopped heartbeating"),
+            Err(error) => tracing::warn!(%error, "cannot remove stale nodes"),
+        }
+    }
+}
+
+/// Deletes the nodes not seen for `after`; returns how many.
+async fn remove_stale(pool: &PgPool, after: Duration) -> Result<u64> {
+    let removed = sqlx::query(
+        "DELETE FROM forge_nodes WHERE last_seen_at < now() - $1 * interval '1 millisecond'",
+    )
+    .bind(after.as_millis() as f64)
+    .execute(pool)
+    .await?;
+    Ok(removed.rows_affected())
 }
 
 async fn elect(shared: Arc<Shared>, sender: watch::Sender<Option<Term>>) {
@@ -318,5 +393,63 @@ async fn release(conn: &mut PgConnection, shared: &Shared) {
         // Closing the connection releases the lock anyway; the row goes with the node.
         Ok(Err(error)) => tracing::warn!(%error, "could not release leadership cleanly"),
         Err(_) => tracing::warn!("releasing leadership timed out"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::{CronDef, DaemonDef, Schedule};
+
+    fn registry(crons: usize, modes: &[DaemonMode]) -> Registry {
+        const NAMES: [&str; 3] = ["a", "b", "c"];
+        let mut registry = Registry::new();
+        for name in &NAMES[..crons] {
+            let def = CronDef {
+                name,
+                module: "",
+                schedule: Schedule::EveryMs(1000),
+                timezone: None,
+                catch_up: 0,
+                timeout_ms: None,
+            };
+            registry.cron(def, |_| async { Ok(()) });
+        }
+        for (name, &mode) in NAMES.iter().zip(modes) {
+            let def = DaemonDef {
+                name,
+                module: "",
+                mode,
+                restart_ms: 1000,
+            };
+            registry.daemon(def, |_| async { Ok(()) });
+        }
+        registry
+    }
+
+    #[test]
+    fn a_node_leads_only_when_it_runs_all_the_leaders_work() {
+        let all = (true, true);
+        assert_eq!(
+            cannot_lead(&registry(2, &[DaemonMode::LeaderElected]), all),
+            None
+        );
+        assert_eq!(cannot_lead(&registry(0, &[]), (false, false)), None);
+        // Replicated daemons run everywhere; only leader-elected ones need the leader.
+        assert_eq!(
+            cannot_lead(&registry(1, &[DaemonMode::Replicated]), (true, false)),
+            None
+        );
+        let reason = cannot_lead(&registry(2, &[]), (false, true)).unwrap();
+        assert!(
+            reason.contains("2 cron(s) without the `cron` feature"),
+            "{reason}"
+        );
+        let reason = cannot_lead(&registry(1, &[DaemonMode::LeaderElected]), (false, false));
+        let reason = reason.unwrap();
+        assert!(
+            reason.contains("cron") && reason.contains("leader-elected"),
+            "{reason}"
+        );
     }
 }

@@ -3,26 +3,53 @@
 //! An application is `forge::App::from_env()?.register(forge_generated::register).run()`:
 //! the generated glue fills a [`Registry`] with every handler, and [`App`] serves them —
 //! RPC over HTTP, jobs, cron on the elected leader, daemons — on one PostgreSQL database.
+//!
+//! Features: `gateway` (HTTP: RPC, health, admin), `jobs` (the job worker), `cron` and
+//! `daemons` (with leader election), all on by default; `test-support` adds
+//! `forge::testing` (and the gateway, which its client calls). Handlers of every kind
+//! register whatever the features; a node runs those its features serve and says at start
+//! which it will not run.
 //! `ARCHITECTURE.md` at the repository root has the map.
 
+// With no subsystem at all a node migrates, registers and heartbeats but runs no handler, so
+// the machinery for calling handlers is unused by design in that one build.
+#![cfg_attr(
+    not(any(
+        feature = "gateway",
+        feature = "jobs",
+        feature = "cron",
+        feature = "daemons"
+    )),
+    allow(dead_code)
+)]
+
+// The core, in every build: the registry and every definition, context and error, queueing
+// jobs, configuration, the database, migrations and this node's row.
 mod app;
 mod auth;
-mod call;
 mod config;
 mod context;
-mod cron;
-mod daemons;
+mod dispatch;
 mod error;
-mod gateway;
-mod jobs;
-mod leader;
 mod node;
 pub mod registry;
-mod replicas;
 mod shared;
+mod tx;
+
+// The subsystems that serve or run handlers, one cargo feature each (default: all). Every
+// feature builds alone (`.ci/run` checks each); see ARCHITECTURE.md, "Slim builds".
+#[cfg(feature = "cron")]
+mod cron;
+#[cfg(feature = "daemons")]
+mod daemons;
+#[cfg(feature = "gateway")]
+mod gateway;
+#[cfg(feature = "jobs")]
+mod jobs;
+#[cfg(any(feature = "cron", feature = "daemons"))]
+mod leader;
 #[cfg(feature = "test-support")]
 pub mod testing;
-mod tx;
 
 pub use app::{App, Running};
 pub use auth::Auth;

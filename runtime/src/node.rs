@@ -1,14 +1,12 @@
 //! This process's row in `forge_nodes`: registered at start, heartbeated, removed at a
-//! clean shutdown, and deleted by the leader when it stops heartbeating.
+//! clean shutdown, and deleted by the leader when it stops heartbeating (`leader.rs`).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use sqlx::PgPool;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use crate::leader::Leadership;
 use crate::shared::Shared;
 use crate::Result;
 
@@ -36,21 +34,15 @@ pub(crate) async fn deregister(pool: &PgPool, id: Uuid) -> Result<()> {
     Ok(())
 }
 
-/// A node not seen for this many heartbeats is taken for dead and deleted by the leader
-/// (its `forge_leaders` and `forge_daemons` rows go with it). Several, so one slow
-/// heartbeat does not remove a live node; one that was removed anyway registers again.
-pub(crate) const STALE_AFTER_HEARTBEATS: u32 = 4;
-
 /// Starts the heartbeat on `tasks`.
-pub(crate) fn spawn(shared: &Arc<Shared>, leadership: Leadership, tasks: &mut JoinSet<()>) {
+pub(crate) fn spawn(shared: &Arc<Shared>, tasks: &mut JoinSet<()>) {
     let shared = shared.clone();
-    tasks.spawn(async move { heartbeat(shared, leadership).await });
+    tasks.spawn(async move { heartbeat(shared).await });
 }
 
-/// Every `config.heartbeat`: refresh `last_seen_at`; on the leader, also delete stale nodes.
-async fn heartbeat(shared: Arc<Shared>, leadership: Leadership) {
-    let every = shared.config.heartbeat;
-    let mut ticks = tokio::time::interval(every);
+/// Refreshes `last_seen_at` every `config.heartbeat`.
+async fn heartbeat(shared: Arc<Shared>) {
+    let mut ticks = tokio::time::interval(shared.config.heartbeat);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -59,13 +51,6 @@ async fn heartbeat(shared: Arc<Shared>, leadership: Leadership) {
         }
         if let Err(error) = beat(&shared).await {
             tracing::warn!(%error, "heartbeat failed");
-        }
-        if leadership.is_leading() {
-            match remove_stale(&shared.primary, every * STALE_AFTER_HEARTBEATS).await {
-                Ok(0) => {}
-                Ok(removed) => tracing::info!(removed, "removed nodes that stopped heartbeating"),
-                Err(error) => tracing::warn!(%error, "cannot remove stale nodes"),
-            }
         }
     }
 }
@@ -80,15 +65,4 @@ async fn beat(shared: &Shared) -> Result<()> {
         register(&shared.primary, shared.node_id, &shared.config.app_version).await?;
     }
     Ok(())
-}
-
-/// Deletes the nodes not seen for `after`; returns how many.
-pub(crate) async fn remove_stale(pool: &PgPool, after: Duration) -> Result<u64> {
-    let removed = sqlx::query(
-        "DELETE FROM forge_nodes WHERE last_seen_at < now() - $1 * interval '1 millisecond'",
-    )
-    .bind(after.as_millis() as f64)
-    .execute(pool)
-    .await?;
-    Ok(removed.rows_affected())
 }

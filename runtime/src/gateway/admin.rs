@@ -1,4 +1,6 @@
 //! `/_api/admin/*`: operators' views of jobs, cron and nodes (a token with the `admin` role).
+//! They read the system tables, so every node with the gateway serves them, whichever
+//! subsystems it runs itself.
 
 use std::sync::Arc;
 
@@ -8,15 +10,15 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::Value;
 
+use super::auth::authenticate;
 use super::{RequestId, Response};
-use crate::call;
 use crate::shared::Shared;
 use crate::{Error, Result};
 
 pub(crate) fn router() -> Router<Arc<Shared>> {
     Router::new()
         .route("/nodes", get(nodes))
-        .route("/cron", get(cron))
+        .route("/cron", get(super::admin_cron::list))
         .route("/jobs", get(super::admin_jobs::list))
         .route("/jobs/{id}", get(super::admin_jobs::get))
 }
@@ -27,7 +29,7 @@ where
     F: std::future::Future<Output = Result<Value>>,
 {
     let request_id = RequestId::from_headers(headers);
-    let result = match call::authenticate(shared, headers, false) {
+    let result = match authenticate(shared, headers, false) {
         Ok(Some(auth)) if auth.has_role("admin") => view.await,
         Ok(_) => Err(Error::Forbidden(
             "the admin API needs a token with the `admin` role".into(),
@@ -51,8 +53,4 @@ async fn nodes(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respons
         Ok(nodes)
     };
     admin(&shared, &headers, view).await
-}
-
-async fn cron(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    admin(&shared, &headers, crate::cron::admin_view(&shared)).await
 }

@@ -35,8 +35,9 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
+use super::auth::authenticate;
+use super::call;
 use crate::auth::Auth;
-use crate::call;
 use crate::context::{Base, McpToolContext};
 use crate::registry::ARGS_REJECTED;
 use crate::shared::Shared;
@@ -75,7 +76,7 @@ pub(crate) async fn post(
             return http_error(StatusCode::BAD_REQUEST, INVALID_REQUEST, &message);
         }
     }
-    let auth = match call::authenticate(&shared, &headers, false) {
+    let auth = match authenticate(&shared, &headers, false) {
         Ok(Some(auth)) => auth,
         Ok(None) => return unauthorized("this needs a bearer token"),
         Err(error) => return unauthorized(&error.to_string()),

@@ -8,8 +8,8 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use serde_json::Value;
 
-use super::{RequestId, Response};
-use crate::call;
+use super::auth::authenticate;
+use super::{call, RequestId, Response};
 use crate::context::{Base, MutationContext, QueryContext, Writes};
 use crate::shared::Shared;
 use crate::{Error, Result};
@@ -62,17 +62,17 @@ async fn dispatch(
     body: &[u8],
 ) -> Result<Value> {
     if let Some(query) = shared.registry.queries.get(name) {
-        let auth = call::authenticate(shared, headers, query.def.public)?;
+        let auth = authenticate(shared, headers, query.def.public)?;
         let args = args(body)?;
         let mut base = Base::new(shared, auth);
-        if let Some(replica) = shared.replicas.pick() {
+        if let Some(replica) = shared.gateway.replicas.pick() {
             base.pool = replica;
         }
         let future = (query.call)(QueryContext { base }, args);
         return call::run_inline(shared, name, query.def.timeout_ms, future).await;
     }
     if let Some(mutation) = shared.registry.mutations.get(name) {
-        let auth = call::authenticate(shared, headers, mutation.def.public)?;
+        let auth = authenticate(shared, headers, mutation.def.public)?;
         let args = args(body)?;
         let base = Base::new(shared, auth);
         if !mutation.def.transactional {

@@ -32,8 +32,8 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
+use super::call;
 use super::{RequestId, Response};
-use crate::call;
 use crate::context::{Base, WebhookContext, Writes};
 use crate::registry::{Registry, WebhookSignature};
 use crate::shared::Shared;

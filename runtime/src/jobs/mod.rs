@@ -1,5 +1,6 @@
-//! The job queue: `dispatch_job` inserts into `forge_jobs`; each node's worker
-//! ([`worker::work`]) claims with `FOR UPDATE SKIP LOCKED` and runs them ([`run`]).
+//! The job worker (feature `jobs`): each node's worker ([`worker::work`]) claims jobs from
+//! `forge_jobs` with `FOR UPDATE SKIP LOCKED` and runs them ([`run`]). Queueing a job
+//! (`dispatch_job`, [`crate::dispatch`]) is not part of this: every build can do it.
 //!
 //! The life of a row: `pending` → `running` (claimed: `attempts` + 1, `locked_by` = the node,
 //! a lease) → `completed`, or `failed` (retried at `scheduled_at`) → … → `dead` after the
@@ -12,40 +13,3 @@ mod run;
 mod worker;
 
 pub(crate) use worker::work;
-
-use std::sync::Arc;
-
-use serde::Serialize;
-use sqlx::Executor;
-use uuid::Uuid;
-
-use crate::shared::Shared;
-use crate::{Error, Result};
-
-/// Inserts a pending job on `executor` (the caller's transaction, so the job exists only
-/// if the caller commits). The insert NOTIFYs `forge_jobs_available` at commit.
-pub(crate) async fn dispatch<'e>(
-    shared: &Arc<Shared>,
-    executor: impl Executor<'e, Database = sqlx::Postgres>,
-    name: &str,
-    input: &impl Serialize,
-) -> Result<Uuid> {
-    let job = shared.registry.jobs.get(name).ok_or_else(|| {
-        Error::Internal(format!(
-            "dispatch_job(\"{name}\"): no job of that name is registered"
-        ))
-    })?;
-    let input = serde_json::to_value(input)?;
-    let id = sqlx::query_scalar(
-        "INSERT INTO forge_jobs (name, queue, priority, input, max_attempts) \
-         VALUES ($1, $2, $3, $4, $5) RETURNING id",
-    )
-    .bind(job.def.name)
-    .bind(job.def.queue)
-    .bind(job.def.priority)
-    .bind(input)
-    .bind(job.def.retry.max_attempts.max(1) as i32)
-    .fetch_one(executor)
-    .await?;
-    Ok(id)
-}

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::worker::millis;
 use crate::context::{Base, JobContext};
+use crate::error::panic_message;
 use crate::registry::Retry;
 use crate::shared::Shared;
 
@@ -229,12 +230,4 @@ async fn record(
         }
         _ => {}
     }
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic with a non-text payload".to_owned())
 }

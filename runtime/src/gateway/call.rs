@@ -8,48 +8,14 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::header::AUTHORIZATION;
-use axum::http::HeaderMap;
 use futures_util::FutureExt as _;
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use crate::auth::Auth;
+use crate::error::panic_message;
 use crate::shared::Shared;
 use crate::tx::TxCell;
 use crate::{Error, Result};
-
-/// The caller's identity from an `Authorization` header. A handler that is not public needs
-/// a valid token; a public one runs anonymously when the token is missing or invalid, so a
-/// client that always sends its (perhaps expired) token can still reach public handlers.
-pub(crate) fn authenticate(
-    shared: &Shared,
-    headers: &HeaderMap,
-    public: bool,
-) -> Result<Option<Auth>> {
-    if public && !headers.contains_key(AUTHORIZATION) {
-        return Ok(None);
-    }
-    let header = headers.get(AUTHORIZATION).map(|value| {
-        value
-            .to_str()
-            .map_err(|_| Error::Unauthorized("the Authorization header is not valid text".into()))
-    });
-    let verified = match (header, &shared.verifier) {
-        (None, _) => Err(Error::Unauthorized(
-            "this needs a bearer token (Authorization: Bearer <jwt>)".into(),
-        )),
-        (Some(_), None) => Err(Error::Unauthorized(
-            "this server accepts no tokens: FORGE_JWT_SECRET is not set".into(),
-        )),
-        (Some(header), Some(verifier)) => header.and_then(|h| verifier.verify_header(h)),
-    };
-    match verified {
-        Ok(auth) => Ok(Some(auth)),
-        Err(_) if public => Ok(None),
-        Err(error) => Err(error),
-    }
-}
 
 /// Runs `call` on a tracked task of its own within `timeout_ms`: for handlers that write,
 /// which must not be cancelled half-way when the caller disconnects.
@@ -105,12 +71,7 @@ async fn within(
 }
 
 fn panicked(name: &str, panic: Box<dyn Any + Send>) -> Error {
-    let message = panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_default();
-    Error::Internal(format!("`{name}` panicked: {message}"))
+    Error::Internal(format!("`{name}` panicked: {}", panic_message(&*panic)))
 }
 
 /// Opens a transaction for a handler that writes.
