@@ -210,12 +210,25 @@ fn target_generates_only_what_it_names() {
     let schema = std::fs::read_to_string(project.path().join("schema/forge.schema.json"))
         .expect("the JSON Schema is written");
     let schema: serde_json::Value = serde_json::from_str(&schema).expect("valid JSON");
-    assert_eq!(schema["$schema"], "https://json-schema.org/draft/2020-12/schema");
-    assert!(schema["handlers"]["mcp_tool"]["tickets.list"]["input"].is_object(), "{schema:#}");
-    assert!(!project.path().join("src/forge_generated.rs").exists(), "no other target");
+    assert_eq!(
+        schema["$schema"],
+        "https://json-schema.org/draft/2020-12/schema"
+    );
+    assert!(
+        schema["handlers"]["mcp_tool"]["tickets.list"]["input"].is_object(),
+        "{schema:#}"
+    );
+    assert!(
+        !project.path().join("src/forge_generated.rs").exists(),
+        "no other target"
+    );
     assert!(!project.path().join("frontend").exists(), "no other target");
 
     let output = forge(project.path(), &["generate", "--target", "nope"]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("jsonschema"), "lists the targets: {}", stderr(&output));
+    assert!(
+        stderr(&output).contains("jsonschema"),
+        "lists the targets: {}",
+        stderr(&output)
+    );
 }
