@@ -174,23 +174,12 @@ async fn remove_stale_nodes(shared: Arc<Shared>, leadership: Leadership) {
         if !leadership.is_leading() {
             continue;
         }
-        match remove_stale(&shared.primary, every * STALE_AFTER_HEARTBEATS).await {
+        match crate::node::remove_stale(&shared.primary, every * STALE_AFTER_HEARTBEATS).await {
             Ok(0) => {}
             Ok(removed) => tracing::info!(removed, "removed nodes that stopped heartbeating"),
             Err(error) => tracing::warn!(%error, "cannot remove stale nodes"),
         }
     }
-}
-
-/// Deletes the nodes not seen for `after`; returns how many.
-async fn remove_stale(pool: &PgPool, after: Duration) -> Result<u64> {
-    let removed = sqlx::query(
-        "DELETE FROM forge_nodes WHERE last_seen_at < now() - $1 * interval '1 millisecond'",
-    )
-    .bind(after.as_millis() as f64)
-    .execute(pool)
-    .await?;
-    Ok(removed.rows_affected())
 }
 
 async fn elect(shared: Arc<Shared>, sender: watch::Sender<Option<Term>>) {

@@ -171,6 +171,16 @@ async fn heartbeats_refresh_nodes_and_the_leader_removes_stale_ones() {
         .execute(db.pool())
         .await
         .unwrap();
+    // A cron tick the ghost was running when it died, and one it finished.
+    sqlx::query(
+        "INSERT INTO forge_cron_runs (name, scheduled_time, node_id, status) \
+         VALUES ('report', now() - interval '2 hours', $1, 'running'), \
+                ('report', now() - interval '3 hours', $1, 'completed')",
+    )
+    .bind(ghost)
+    .execute(db.pool())
+    .await
+    .unwrap();
     let leader = next_leader(db.pool(), None, Duration::from_secs(5)).await.0;
     eventually(Duration::from_secs(3), "the ghost is removed", || async {
         seen(ghost).await.unwrap().is_none().then_some(())
@@ -181,6 +191,23 @@ async fn heartbeats_refresh_nodes_and_the_leader_removes_stale_ones() {
         .await
         .unwrap();
     assert_eq!(daemons, 0);
+    let ticks: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT status, error FROM forge_cron_runs WHERE name = 'report' \
+         ORDER BY scheduled_time",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        ticks,
+        [
+            ("completed".into(), None),
+            (
+                "failed".into(),
+                Some("cut off: its node stopped before the tick finished".into())
+            ),
+        ]
+    );
 
     // A killed follower stops heartbeating and is removed after 4 heartbeats (2s).
     let (follower, survivor) = if a.node_id() == leader {
