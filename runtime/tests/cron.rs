@@ -390,12 +390,11 @@ async fn a_tick_cut_off_at_shutdown_is_recorded_failed() {
     .await;
     app.shutdown().await.unwrap();
 
-    let outcomes: Vec<(String, Option<String>)> = sqlx::query_as(
-        "SELECT DISTINCT status, error FROM forge_cron_runs WHERE name = 'endless'",
-    )
-    .fetch_all(db.pool())
-    .await
-    .unwrap();
+    let outcomes: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT DISTINCT status, error FROM forge_cron_runs WHERE name = 'endless'")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
     assert_eq!(
         outcomes,
         [(
