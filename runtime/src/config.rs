@@ -46,6 +46,9 @@ pub struct Config {
     pub leader_lease: Duration,
     /// `FORGE_HEARTBEAT`: how often a node says it is alive (default 5s).
     pub heartbeat: Duration,
+    /// `FORGE_RETENTION`: how long forge keeps webhook idempotency keys and finished cron
+    /// runs before the leader trims them (default 7d).
+    pub retention: Duration,
 }
 
 const DEFAULT_ADDR: &str = "127.0.0.1:9081";
@@ -125,6 +128,7 @@ impl Config {
             poll_interval: duration("FORGE_POLL_INTERVAL", Duration::from_secs(1))?,
             leader_lease: duration("FORGE_LEADER_LEASE", Duration::from_secs(15))?,
             heartbeat: duration("FORGE_HEARTBEAT", Duration::from_secs(5))?,
+            retention: duration("FORGE_RETENTION", Duration::from_secs(7 * 24 * 3600))?,
         })
     }
 }

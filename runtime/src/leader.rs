@@ -114,7 +114,8 @@ impl Leadership {
 /// heartbeat does not remove a live node; one that was removed anyway registers again.
 pub(crate) const STALE_AFTER_HEARTBEATS: u32 = 4;
 
-/// Starts the election, and the leader's removal of stale nodes, on `tasks`. A node that
+/// Starts the election, and the leader's removal of stale nodes and trimming of old rows
+/// (`retention.rs`), on `tasks`. A node that
 /// cannot lead gets a [`Leadership`] that never yields a term.
 pub(crate) fn spawn(shared: &Arc<Shared>, tasks: &mut JoinSet<()>) -> Leadership {
     let (sender, receiver) = watch::channel(None);
@@ -129,6 +130,10 @@ pub(crate) fn spawn(shared: &Arc<Shared>, tasks: &mut JoinSet<()>) -> Leadership
     }
     tasks.spawn(elect(shared.clone(), sender));
     tasks.spawn(remove_stale_nodes(shared.clone(), leadership.clone()));
+    tasks.spawn(crate::retention::trim_while_leading(
+        shared.clone(),
+        leadership.clone(),
+    ));
     leadership
 }
 

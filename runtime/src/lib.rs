@@ -48,6 +48,9 @@ mod gateway;
 mod jobs;
 #[cfg(any(feature = "cron", feature = "daemons"))]
 mod leader;
+// Trimming runs on the leader, so a cluster trims when some node has `cron` or `daemons`.
+#[cfg(any(feature = "cron", feature = "daemons"))]
+mod retention;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
