@@ -3,7 +3,6 @@
 //! Either way the cron ticks it left running are recorded as failed.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use sqlx::PgPool;
 use tokio::task::JoinSet;
@@ -55,7 +54,8 @@ pub(crate) async fn deregister(pool: &PgPool, id: Uuid) -> Result<()> {
 }
 
 /// Removes the nodes not seen for `after`; returns how many.
-pub(crate) async fn remove_stale(pool: &PgPool, after: Duration) -> Result<i64> {
+#[cfg(any(feature = "cron", feature = "daemons"))]
+pub(crate) async fn remove_stale(pool: &PgPool, after: std::time::Duration) -> Result<i64> {
     let removed = sqlx::query_scalar(remove_nodes_where!(
         "last_seen_at < now() - $1 * interval '1 millisecond'"
     ))
