@@ -48,6 +48,12 @@ fn main() {
     let start = Instant::now();
     let glue = emit::rust::emit(&resolved.ir);
     let glue_time = start.elapsed();
+    let mut cache = emit::rust::Cache::default();
+    emit::rust::emit_cached(&resolved.ir, &mut cache);
+    let start = Instant::now();
+    let cached = emit::rust::emit_cached(&resolved.ir, &mut cache);
+    let cached_time = start.elapsed();
+    assert_eq!(cached, glue, "the cached glue differs");
     let start = Instant::now();
     let typescript = emit::typescript::emit(&resolved.ir);
     let typescript_time = start.elapsed();
@@ -64,6 +70,7 @@ fn main() {
         "rust glue (rayon)  {glue_time:>10.1?}  {} bytes",
         glue.len()
     );
+    println!("rust glue (cached) {cached_time:>10.1?}");
     println!(
         "typescript         {typescript_time:>10.1?}  {} bytes",
         typescript.iter().map(|f| f.contents.len()).sum::<usize>()
