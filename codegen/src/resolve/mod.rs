@@ -464,7 +464,7 @@ mod tests {
         files
     }
 
-    fn edit(files: &mut Vec<(String, String)>, rel: &str, from: &str, to: &str) {
+    fn edit(files: &mut [(String, String)], rel: &str, from: &str, to: &str) {
         let (_, text) = files.iter_mut().find(|(r, _)| r == rel).expect("file");
         assert!(text.contains(from), "{rel} holds {from:?}");
         *text = text.replacen(from, to, 1);
