@@ -752,3 +752,35 @@ impl Generator {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use notify::event::{CreateKind, DataChange, RemoveKind};
+
+    use super::*;
+
+    #[test]
+    fn only_a_close_after_writing_or_a_rename_completes_a_change() {
+        for kind in [
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::Both)),
+        ] {
+            assert!(completes(&kind), "{kind:?}");
+        }
+        for kind in [
+            EventKind::Create(CreateKind::File),
+            EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::From)),
+            EventKind::Remove(RemoveKind::File),
+            EventKind::Any,
+        ] {
+            assert!(!completes(&kind), "{kind:?}");
+        }
+        let mut unsettled = HashSet::new();
+        assert_eq!(quiet_period(&unsettled, &None), SETTLE);
+        assert_eq!(quiet_period(&unsettled, &Some("lost".into())), DEBOUNCE);
+        unsettled.insert(PathBuf::from("src/a.rs"));
+        assert_eq!(quiet_period(&unsettled, &None), DEBOUNCE);
+    }
+}
