@@ -59,7 +59,13 @@ pub fn run(project: Option<&Path>, args: &Args) -> Result<Outcome, Fatal> {
         .cloned()
         .chain(check::check(&checked))
         .collect();
-    let planned = plan(&project, &resolved.ir, lock_text.as_deref(), &migrations)?;
+    let planned = plan(
+        &project,
+        &resolved.ir,
+        lock_text.as_deref(),
+        &migrations,
+        None,
+    )?;
     let mut diffs = Vec::new();
     if !allow.iter().any(|code| code == "FG701") {
         for planned in &planned {

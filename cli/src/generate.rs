@@ -91,7 +91,13 @@ pub fn run(project: Option<&Path>, args: &Args) -> Result<Outcome, Fatal> {
             scope.spawn(|| sources::save_cache(&cache_dir, &build, &sources, &parsed));
         }
         let resolved = resolve::build(&parsed);
-        let planned = plan(&project, &resolved.ir, lock_text.as_deref(), &migrations);
+        let planned = plan(
+            &project,
+            &resolved.ir,
+            lock_text.as_deref(),
+            &migrations,
+            None,
+        );
         (resolved, planned)
     });
     let planned = planned?;
@@ -185,12 +191,14 @@ pub(crate) fn read_optional(path: &Path) -> Result<Option<String>, Fatal> {
     }
 }
 
-/// Every file generate owns, with the content it should have.
+/// Every file generate owns, with the content it should have. With `glue`, the Rust glue
+/// reuses the chunks it holds from an earlier run (watch mode); the bytes are the same.
 pub(crate) fn plan(
     project: &Project,
     ir: &Ir,
     lock_text: Option<&str>,
     migrations: &[MigrationFile],
+    glue: Option<&mut emit::rust::Cache>,
 ) -> Result<Vec<Planned>, Fatal> {
     let lock = match lock_text {
         Some(text) => Lock::parse(text).map_err(|e| Fatal(format!("{LOCK_FILE}: {e}")))?,
@@ -208,7 +216,12 @@ pub(crate) fn plan(
     let wants = |target| generate.targets.contains(&target);
     // The emitters are independent: run them side by side.
     let (rust, (typescript, dioxus)) = rayon::join(
-        || wants(Target::Rust).then(|| emit::rust::emit(ir)),
+        || {
+            wants(Target::Rust).then(|| match glue {
+                Some(cache) => emit::rust::emit_cached(ir, cache),
+                None => emit::rust::emit(ir),
+            })
+        },
         || {
             rayon::join(
                 || wants(Target::Typescript).then(|| emit::typescript::emit(ir)),
