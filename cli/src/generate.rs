@@ -203,6 +203,7 @@ pub(crate) fn plan(
             path: project.root.join(&rel),
             rel,
             contents,
+            new_file: false,
         })
     };
     let wants = |target| generate.targets.contains(&target);
@@ -230,7 +231,13 @@ pub(crate) fn plan(
     if wants(Target::Jsonschema) {
         add(generate.jsonschema_out.clone(), emit::jsonschema::emit(ir));
     }
-    add(LOCK_FILE.to_owned(), lock.updated(ir, migrations).render());
+    // The reactivity migration, when one is due, is recorded in forge.lock by the same run,
+    // so the next run finds both up to date.
+    let reactivity = crate::reactivity::plan(&project.root, ir, &lock, migrations)?;
+    let mut migrations = migrations.to_vec();
+    migrations.extend(reactivity.as_ref().map(|(_, file)| file.clone()));
+    add(LOCK_FILE.to_owned(), lock.updated(ir, &migrations).render());
+    planned.extend(reactivity.map(|(file, _)| file));
     Ok(planned)
 }
 
