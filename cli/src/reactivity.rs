@@ -54,8 +54,8 @@ fn replay(root: &Path, migrations: &[MigrationFile]) -> Result<Replay, Fatal> {
     let mut replay = Replay::default();
     for file in migrations.iter().filter(|m| m.name.ends_with(".sql")) {
         let path = root.join(MIGRATIONS_DIR).join(&file.name);
-        let bytes =
-            std::fs::read(&path).map_err(|e| Fatal(format!("cannot read {}: {e}", path.display())))?;
+        let bytes = std::fs::read(&path)
+            .map_err(|e| Fatal(format!("cannot read {}: {e}", path.display())))?;
         let Ok(text) = std::str::from_utf8(&bytes) else {
             continue;
         };

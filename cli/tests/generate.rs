@@ -262,7 +262,10 @@ fn reactivity_migration_is_written_once_and_a_removed_query_disables_its_tables(
     SELECT forge_enable_reactivity('audit.entries');
     "#);
     let lock = std::fs::read_to_string(root.join("forge.lock")).unwrap();
-    assert!(lock.contains("file = \"0002_forge_reactivity.sql\""), "{lock}");
+    assert!(
+        lock.contains("file = \"0002_forge_reactivity.sql\""),
+        "{lock}"
+    );
 
     // The second run finds the migration and writes nothing, not even forge.lock (the
     // no-change stamp counts the new migration as an input).
@@ -284,7 +287,9 @@ fn reactivity_migration_is_written_once_and_a_removed_query_disables_its_tables(
     // the applied one is left as it was.
     let lib = root.join("src/lib.rs");
     let source = std::fs::read_to_string(&lib).unwrap();
-    let start = source.find("#[forge::query(public)]\npub async fn tagged_items").unwrap();
+    let start = source
+        .find("#[forge::query(public)]\npub async fn tagged_items")
+        .unwrap();
     let end = start + source[start..].find("\n}\n").unwrap() + 3;
     std::fs::write(&lib, format!("{}{}", &source[..start], &source[end..])).unwrap();
     let third = forge(root, &["generate"]);

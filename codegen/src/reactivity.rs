@@ -571,7 +571,13 @@ pub async fn touch(ctx: &MutationContext) -> Result<()> {
         let tables: Vec<String> = queried_tables(&ir).iter().map(Table::to_string).collect();
         assert_eq!(
             tables,
-            ["\"Labels\"", "orders", "tags", "users", "billing.\"Invoices\""]
+            [
+                "\"Labels\"",
+                "orders",
+                "tags",
+                "users",
+                "billing.\"Invoices\""
+            ]
         );
     }
 
