@@ -156,10 +156,10 @@ pub fn run(project: Option<&Path>, args: &Args) -> Result<Outcome, Fatal> {
         // shortcut.
         let lock_now = read_optional(&project.root.join(LOCK_FILE))?;
         // A migration written just now is an input of the next run.
-        let wrote_migration = stale.iter().any(|(p, _)| p.new_file);
-        let migrations = match wrote_migration {
-            true => sources::read_migrations(&project.root)?,
-            false => migrations,
+        let migrations = if stale.iter().any(|(p, _)| p.new_file) {
+            sources::read_migrations(&project.root)?
+        } else {
+            migrations
         };
         let key = Stamp::key(&build, &project, lock_now.as_deref(), &sources, &migrations);
         Stamp::save(&cache_dir, key, &planned);

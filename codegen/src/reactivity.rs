@@ -8,9 +8,9 @@
 //!
 //! - `CREATE [UNLOGGED] TABLE [IF NOT EXISTS] t …` creates `t` without notifications. Only
 //!   tables the migrations create are enabled: the migration that creates a table must come
-//!   first (an enable before it would fail), and views, partitioned tables (`PARTITION BY`),
-//!   temporary and foreign tables, `forge_*` and catalog tables, none of which
-//!   `forge_enable_reactivity` accepts, are never created this way.
+//!   first (an enable before it would fail), and what `forge_enable_reactivity` refuses
+//!   (views, partitioned tables, temporary and foreign tables) or should not touch (forge's
+//!   own tables, the catalogs) is never created this way.
 //! - `DROP TABLE [IF EXISTS] a, b` forgets them (their triggers go with them);
 //!   `ALTER TABLE [IF EXISTS] [ONLY] a RENAME TO b` and `… SET SCHEMA s` move them, state
 //!   and all.
