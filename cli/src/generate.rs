@@ -161,6 +161,12 @@ pub fn run(project: Option<&Path>, args: &Args) -> Result<Outcome, Fatal> {
         // With diagnostics the next run must print them again, so it may not take the
         // shortcut.
         let lock_now = read_optional(&project.root.join(LOCK_FILE))?;
+        // A migration written just now is an input of the next run.
+        let migrations = if stale.iter().any(|(p, _)| p.new_file) {
+            sources::read_migrations(&project.root)?
+        } else {
+            migrations
+        };
         let key = Stamp::key(&build, &project, lock_now.as_deref(), &sources, &migrations);
         Stamp::save(&cache_dir, key, &planned);
     }
@@ -211,6 +217,7 @@ pub(crate) fn plan(
             path: project.root.join(&rel),
             rel,
             contents,
+            new_file: false,
         })
     };
     let wants = |target| generate.targets.contains(&target);
@@ -243,7 +250,13 @@ pub(crate) fn plan(
     if wants(Target::Jsonschema) {
         add(generate.jsonschema_out.clone(), emit::jsonschema::emit(ir));
     }
-    add(LOCK_FILE.to_owned(), lock.updated(ir, migrations).render());
+    // The reactivity migration, when one is due, is recorded in forge.lock by the same run,
+    // so the next run finds both up to date.
+    let reactivity = crate::reactivity::plan(&project.root, ir, &lock, migrations)?;
+    let mut migrations = migrations.to_vec();
+    migrations.extend(reactivity.as_ref().map(|(_, file)| file.clone()));
+    add(LOCK_FILE.to_owned(), lock.updated(ir, &migrations).render());
+    planned.extend(reactivity.map(|(file, _)| file));
     Ok(planned)
 }
 
