@@ -35,6 +35,7 @@ mod node;
 pub mod registry;
 mod shared;
 mod tx;
+pub mod workflow;
 
 // The subsystems that serve or run handlers, one cargo feature each (default: all). Every
 // feature builds alone (`.ci/run` checks each); see ARCHITECTURE.md, "Slim builds".
@@ -50,6 +51,8 @@ mod jobs;
 mod leader;
 #[cfg(feature = "test-support")]
 pub mod testing;
+#[cfg(feature = "workflows")]
+mod workflows;
 
 pub use app::{App, Running};
 pub use auth::Auth;
