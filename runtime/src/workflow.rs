@@ -476,14 +476,13 @@ where
         state.halt(Halt::Replayed).await
     }
     let _running = InFlight::new(&state.progress);
-    let begin = format!(
+    let begin =
         "WITH mine AS (UPDATE forge_workflow_runs SET current_step = $4, updated_at = now() \
                        WHERE id = $1 AND locked_by = $2 AND claims = $3 RETURNING id) \
          INSERT INTO forge_workflow_steps (run_id, key, status) SELECT id, $4, 'running' FROM mine \
          ON CONFLICT (run_id, key) DO UPDATE SET status = 'running', started_at = now(), \
-             error = NULL, result = NULL"
-    );
-    state.fenced(pool, &begin, |q| q.bind(key)).await?;
+             error = NULL, result = NULL";
+    state.fenced(pool, begin, |q| q.bind(key)).await?;
     match f().await {
         Ok(value) => {
             let result = serde_json::to_value(&value)?;
