@@ -4,8 +4,9 @@
 //! the generated glue fills a [`Registry`] with every handler, and [`App`] serves them —
 //! RPC over HTTP, jobs, cron on the elected leader, daemons — on one PostgreSQL database.
 //!
-//! Features: `gateway` (HTTP: RPC, health, admin), `jobs` (the job worker), `cron` and
-//! `daemons` (with leader election), all on by default; `test-support` adds
+//! Features: `gateway` (HTTP: RPC, health, admin), `jobs` (the job worker), `workflows`
+//! (executing workflow runs on the job worker), `cron` and `daemons` (with leader
+//! election), all on by default; `test-support` adds
 //! `forge::testing` (and the gateway, which its client calls). Handlers of every kind
 //! register whatever the features; a node runs those its features serve and says at start
 //! which it will not run.
@@ -18,7 +19,8 @@
         feature = "gateway",
         feature = "jobs",
         feature = "cron",
-        feature = "daemons"
+        feature = "daemons",
+        feature = "workflows"
     )),
     allow(dead_code)
 )]
