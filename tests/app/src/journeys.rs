@@ -1,7 +1,7 @@
-//! A durable workflow whose steps record which process ran them, for the crash tests:
-//! `workflow_step_starts` gets a row each time a step starts, `workflow_effects` one when
-//! its side effect is done, in the same transaction as nothing else, so a test sees what
-//! ran twice and what happened twice.
+//! A durable workflow whose steps record which process ran them, for the crash tests (which
+//! create the tables): `workflow_step_starts` gets a row each time a step starts,
+//! `workflow_effects` one when its side effect is done, so a test sees what ran twice and
+//! what happened twice.
 
 use std::time::Duration;
 

@@ -88,6 +88,17 @@ fn steps(rows: &[(String, i32)]) -> Vec<&str> {
 async fn a_journey_survives_kill_9_in_its_sleep_and_in_a_step_and_runs_on_one_node_at_a_time() {
     let db = TestDatabase::new().await;
     let pool = db.pool();
+    // What the journey records; created here rather than by a migration of the app, which
+    // other tests' databases would carry for nothing.
+    sqlx::raw_sql(
+        "CREATE TABLE workflow_step_starts (run_id uuid NOT NULL, step text NOT NULL, \
+             pid integer NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp()); \
+         CREATE TABLE workflow_effects (run_id uuid NOT NULL, step text NOT NULL, \
+             pid integer NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp());",
+    )
+    .execute(pool)
+    .await
+    .expect("the journey's tables");
 
     // SIGKILL while the run sleeps: a restarted node resumes it after the wake time;
     // `book` is not run again.
