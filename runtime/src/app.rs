@@ -125,6 +125,7 @@ impl App {
             }
         }
         node::register(&primary, node_id, &config.app_version).await?;
+        crate::workflow::register_definitions(&primary, &registry).await?;
         log_unserved(&registry);
         let shared = Arc::new(Shared {
             #[cfg(feature = "gateway")]
@@ -242,13 +243,19 @@ fn log_unserved(registry: &Registry) {
             "daemons",
             "daemons",
         ),
+        (
+            cfg!(feature = "workflows"),
+            registry.workflows.len(),
+            "workflows",
+            "workflows",
+        ),
     ];
     for (on, count, kind, feature) in kinds {
         if !on && count > 0 {
-            let note = if kind == "jobs" {
-                " (it still queues them with `dispatch_job`)"
-            } else {
-                ""
+            let note = match kind {
+                "jobs" => " (it still queues them with `dispatch_job`)",
+                "workflows" => " (it still starts runs and sends events)",
+                _ => "",
             };
             tracing::info!(
                 "{count} {kind} registered but the `{feature}` feature is off: \

@@ -19,6 +19,7 @@ use crate::auth::Auth;
 use crate::dispatch;
 use crate::shared::Shared;
 use crate::tx::{Target, Tx, TxCell};
+use crate::workflow;
 use crate::{Error, Result};
 
 /// What every context carries.
@@ -124,6 +125,18 @@ impl MutationContext {
     pub async fn dispatch_job(&self, name: &str, input: impl Serialize) -> Result<Uuid> {
         dispatch::dispatch(&self.base.shared, self.tx(), name, &input).await
     }
+
+    /// Starts a run of workflow `name` (its active version) with `input`, in the mutation's
+    /// transaction, and returns the run's id.
+    pub async fn start_workflow(&self, name: &str, input: impl Serialize) -> Result<Uuid> {
+        workflow::start(&self.base.shared, self.tx(), name, &input).await
+    }
+
+    /// Sends the event `key` with `payload` to workflow run `run_id`, in the mutation's
+    /// transaction; a run waiting for it resumes once the mutation commits.
+    pub async fn send_event(&self, run_id: Uuid, key: &str, payload: impl Serialize) -> Result<()> {
+        workflow::send_event(self.tx(), run_id, key, &payload).await
+    }
 }
 
 /// A `#[forge::job]`'s context.
@@ -202,6 +215,7 @@ impl DaemonContext {
 #[derive(Clone)]
 pub struct WorkflowContext {
     pub(crate) base: Base,
+    pub(crate) run: Arc<crate::workflow::RunState>,
 }
 
 /// A `#[forge::webhook]`'s context. The handler runs in a transaction, committed when it
@@ -232,6 +246,18 @@ impl WebhookContext {
     /// fails queues nothing, so the sender's retry does not queue it twice.
     pub async fn dispatch_job(&self, name: &str, input: impl Serialize) -> Result<Uuid> {
         dispatch::dispatch(&self.base.shared, self.tx(), name, &input).await
+    }
+
+    /// Starts a run of workflow `name` in the webhook's transaction (a failed delivery
+    /// starts nothing) and returns the run's id.
+    pub async fn start_workflow(&self, name: &str, input: impl Serialize) -> Result<Uuid> {
+        workflow::start(&self.base.shared, self.tx(), name, &input).await
+    }
+
+    /// Sends the event `key` with `payload` to workflow run `run_id`, in the webhook's
+    /// transaction.
+    pub async fn send_event(&self, run_id: Uuid, key: &str, payload: impl Serialize) -> Result<()> {
+        workflow::send_event(self.tx(), run_id, key, &payload).await
     }
 }
 

@@ -4,8 +4,9 @@
 //! the generated glue fills a [`Registry`] with every handler, and [`App`] serves them —
 //! RPC over HTTP, jobs, cron on the elected leader, daemons — on one PostgreSQL database.
 //!
-//! Features: `gateway` (HTTP: RPC, health, admin), `jobs` (the job worker), `cron` and
-//! `daemons` (with leader election), all on by default; `test-support` adds
+//! Features: `gateway` (HTTP: RPC, health, admin), `jobs` (the job worker), `workflows`
+//! (executing workflow runs on the job worker), `cron` and `daemons` (with leader
+//! election), all on by default; `test-support` adds
 //! `forge::testing` (and the gateway, which its client calls). Handlers of every kind
 //! register whatever the features; a node runs those its features serve and says at start
 //! which it will not run.
@@ -18,7 +19,8 @@
         feature = "gateway",
         feature = "jobs",
         feature = "cron",
-        feature = "daemons"
+        feature = "daemons",
+        feature = "workflows"
     )),
     allow(dead_code)
 )]
@@ -35,6 +37,7 @@ mod node;
 pub mod registry;
 mod shared;
 mod tx;
+pub mod workflow;
 
 // The subsystems that serve or run handlers, one cargo feature each (default: all). Every
 // feature builds alone (`.ci/run` checks each); see ARCHITECTURE.md, "Slim builds".
@@ -53,6 +56,8 @@ mod leader;
 mod retention;
 #[cfg(feature = "test-support")]
 pub mod testing;
+#[cfg(feature = "workflows")]
+mod workflows;
 
 pub use app::{App, Running};
 pub use auth::Auth;

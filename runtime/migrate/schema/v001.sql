@@ -181,6 +181,12 @@ CREATE TABLE forge_workflow_runs (
     -- a lease, and a run whose lease expired is claimed again.
     locked_by        uuid,
     lease_expires_at timestamptz,
+    -- How many times the run was claimed. Every write of the node executing it is fenced by
+    -- (locked_by, claims), so a node whose lease expired cannot write over the next claim.
+    claims           integer     NOT NULL DEFAULT 0,
+    -- Set by the admin API's cancel: the executing node (or the next to claim the run)
+    -- stops it and runs its compensations.
+    cancel_requested boolean     NOT NULL DEFAULT false,
     created_at       timestamptz NOT NULL DEFAULT now(),
     updated_at       timestamptz NOT NULL DEFAULT now()
 );
@@ -189,8 +195,9 @@ CREATE TABLE forge_workflow_runs (
 CREATE INDEX forge_workflow_runs_pending_idx ON forge_workflow_runs (created_at)
     WHERE status = 'pending';
 
--- Reclaiming runs whose node died mid-step or mid-compensation.
-CREATE INDEX forge_workflow_runs_lease_idx ON forge_workflow_runs (lease_expires_at)
+-- Reclaiming runs whose node died mid-step or mid-compensation, and cancelled runs waiting
+-- for a node to compensate them (no lease: NULLS FIRST).
+CREATE INDEX forge_workflow_runs_lease_idx ON forge_workflow_runs (lease_expires_at NULLS FIRST)
     WHERE status IN ('running', 'compensating');
 
 -- Due sleepers: WHERE status = 'sleeping' AND wake_at <= now().

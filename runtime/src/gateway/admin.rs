@@ -1,4 +1,4 @@
-//! `/_api/admin/*`: operators' views of jobs, cron and nodes (a token with the `admin` role).
+//! `/_api/admin/*`: operators' views of jobs, workflow runs, cron and nodes (a token with the `admin` role).
 //! They read the system tables, so every node with the gateway serves them, whichever
 //! subsystems it runs itself.
 
@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use serde_json::Value;
 
@@ -21,6 +21,17 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/cron", get(super::admin_cron::list))
         .route("/jobs", get(super::admin_jobs::list))
         .route("/jobs/{id}", get(super::admin_jobs::get))
+        .route("/workflows/{id}", get(super::admin_workflows::get))
+        .route(
+            "/workflows/{id}/cancel",
+            post(super::admin_workflows::cancel),
+        )
+        .route("/workflows/{id}/retry", post(super::admin_workflows::retry))
+        .route("/workflows/{id}/abort", post(super::admin_workflows::abort))
+        .route(
+            "/workflows/{id}/events/{key}",
+            post(super::admin_workflows::event),
+        )
 }
 
 /// Answers `view` for callers with the `admin` role.

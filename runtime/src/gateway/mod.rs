@@ -5,6 +5,7 @@
 mod admin;
 mod admin_cron;
 mod admin_jobs;
+mod admin_workflows;
 mod auth;
 mod call;
 mod envelope;

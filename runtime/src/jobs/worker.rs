@@ -75,15 +75,32 @@ struct Served {
     queues: Vec<String>,
     /// The registered job names: a queue can hold jobs another version of the app added.
     names: Vec<String>,
+    /// The registered workflow names, whose runs this worker executes too.
+    #[cfg(feature = "workflows")]
+    workflows: Vec<String>,
+}
+
+impl Served {
+    fn workflows(&self) -> &[String] {
+        #[cfg(feature = "workflows")]
+        return &self.workflows;
+        #[cfg(not(feature = "workflows"))]
+        &[]
+    }
+}
+
+/// What a running task holds: a job's id and attempt, or a workflow run's id and claim,
+/// to hand back what shutdown interrupts.
+#[derive(Clone, Copy)]
+enum Claim {
+    Job(Uuid, i32),
+    #[cfg(feature = "workflows")]
+    Run(Uuid, i32),
 }
 
 /// Runs the node's worker until `shared.shutdown` is cancelled, then drains it.
 pub(crate) async fn work(shared: Arc<Shared>) {
     let concurrency = shared.config.job_concurrency;
-    if concurrency == 0 || shared.registry.jobs.is_empty() {
-        tracing::debug!(concurrency, "this node runs no jobs");
-        return;
-    }
     let served = Served {
         queues: shared
             .registry
@@ -94,29 +111,59 @@ pub(crate) async fn work(shared: Arc<Shared>) {
             .into_iter()
             .collect(),
         names: shared.registry.jobs.keys().map(|n| n.to_string()).collect(),
+        #[cfg(feature = "workflows")]
+        workflows: crate::workflows::served(&shared),
     };
-    tracing::info!(concurrency, queues = ?served.queues, "job worker started");
+    if concurrency == 0 || (served.names.is_empty() && served.workflows().is_empty()) {
+        tracing::debug!(concurrency, "this node runs no jobs");
+        return;
+    }
+    tracing::info!(concurrency, queues = ?served.queues, workflows = ?served.workflows(), "job worker started");
     let wake = Arc::new(Notify::new());
     // The listener lives in this set so that the worker's end, even an abort, ends it.
     let mut helpers = JoinSet::new();
-    helpers.spawn(listen(shared.clone(), served.queues.clone(), wake.clone()));
+    let mut channels = served.queues.clone();
+    if !served.workflows().is_empty() {
+        channels.push(crate::workflow::WAKE.to_owned());
+    }
+    helpers.spawn(listen(shared.clone(), channels, wake.clone()));
 
     let mut running = JoinSet::new();
-    // Job id and attempt of each running task, to hand back what shutdown interrupts.
-    let mut claims: HashMap<Id, (Uuid, i32)> = HashMap::new();
+    let mut claims: HashMap<Id, Claim> = HashMap::new();
     let mut poll = tokio::time::interval(shared.config.poll_interval);
     poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
     // Which queue claims first, rotated so one busy queue cannot starve the others.
     let mut first_queue = 0;
     loop {
+        // Workflow runs first: most executions are short (a replay up to the next sleep or
+        // wait), and a run holds no slot while it sleeps or waits.
+        #[cfg(feature = "workflows")]
+        {
+            let room = concurrency.saturating_sub(running.len());
+            if room > 0 && !served.workflows.is_empty() {
+                match crate::workflows::claim(&shared, &served.workflows, room).await {
+                    Ok(runs) => {
+                        for claimed in runs {
+                            let claim = Claim::Run(claimed.id, claimed.claims);
+                            let handle =
+                                running.spawn(crate::workflows::run(shared.clone(), claimed));
+                            claims.insert(handle.id(), claim);
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "claiming workflow runs failed; retrying at the next poll")
+                    }
+                }
+            }
+        }
         let room = concurrency.saturating_sub(running.len());
-        if room > 0 {
+        if room > 0 && !served.queues.is_empty() {
             match claim(&shared, &served, first_queue, room).await {
                 Ok(jobs) => {
                     for job in jobs {
-                        let id_attempt = (job.id, job.attempt);
+                        let claim = Claim::Job(job.id, job.attempt);
                         let handle = running.spawn(run::run(shared.clone(), job));
-                        claims.insert(handle.id(), id_attempt);
+                        claims.insert(handle.id(), claim);
                     }
                 }
                 Err(error) => {
@@ -194,7 +241,7 @@ async fn sweep(shared: &Shared) {
 
 /// Forgets a finished job task. A task that was cancelled keeps its claim: that job is
 /// unfinished and is handed back at the end of [`drain`].
-fn forget(claims: &mut HashMap<Id, (Uuid, i32)>, done: std::result::Result<(Id, ()), JoinError>) {
+fn forget(claims: &mut HashMap<Id, Claim>, done: std::result::Result<(Id, ()), JoinError>) {
     match done {
         Ok((id, ())) => {
             claims.remove(&id);
@@ -203,8 +250,15 @@ fn forget(claims: &mut HashMap<Id, (Uuid, i32)>, done: std::result::Result<(Id, 
         Err(error) => {
             // Only the worker's own bookkeeping can get here (a job's panic is caught in
             // `run`); the row keeps its lease, and the sweep returns it to the queue.
-            if let Some((job, _)) = claims.remove(&error.id()) {
-                tracing::error!(%job, %error, "the task running a job failed");
+            match claims.remove(&error.id()) {
+                Some(Claim::Job(job, _)) => {
+                    tracing::error!(%job, %error, "the task running a job failed")
+                }
+                #[cfg(feature = "workflows")]
+                Some(Claim::Run(run, _)) => {
+                    tracing::error!(%run, %error, "the task running a workflow run failed")
+                }
+                None => {}
             }
         }
     }
@@ -212,7 +266,7 @@ fn forget(claims: &mut HashMap<Id, (Uuid, i32)>, done: std::result::Result<(Id, 
 
 /// At shutdown: running jobs may finish within the grace period; the rest are stopped and
 /// handed back to the queue without using their attempt.
-async fn drain(shared: &Shared, mut running: JoinSet<()>, mut claims: HashMap<Id, (Uuid, i32)>) {
+async fn drain(shared: &Shared, mut running: JoinSet<()>, mut claims: HashMap<Id, Claim>) {
     if running.is_empty() {
         return;
     }
@@ -235,7 +289,22 @@ async fn drain(shared: &Shared, mut running: JoinSet<()>, mut claims: HashMap<Id
     while let Some(done) = running.join_next_with_id().await {
         forget(&mut claims, done);
     }
-    let (ids, attempts): (Vec<Uuid>, Vec<i32>) = claims.into_values().unzip();
+    let mut jobs = Vec::new();
+    #[cfg(feature = "workflows")]
+    let mut runs = Vec::new();
+    for claim in claims.into_values() {
+        match claim {
+            Claim::Job(id, attempt) => jobs.push((id, attempt)),
+            #[cfg(feature = "workflows")]
+            Claim::Run(id, claims) => runs.push((id, claims)),
+        }
+    }
+    #[cfg(feature = "workflows")]
+    crate::workflows::release(shared, runs).await;
+    if jobs.is_empty() {
+        return;
+    }
+    let (ids, attempts): (Vec<Uuid>, Vec<i32>) = jobs.into_iter().unzip();
     let released = sqlx::query(RELEASE)
         .bind(shared.node_id)
         .bind(&ids)
@@ -255,7 +324,8 @@ async fn drain(shared: &Shared, mut running: JoinSet<()>, mut claims: HashMap<Id
     }
 }
 
-/// Listens for `forge_jobs_available` and wakes the worker for the queues it serves. On a
+/// Listens for `forge_jobs_available` and wakes the worker for the queues it serves (and
+/// [`crate::workflow::WAKE`] when it executes workflow runs). On a
 /// lost connection it reconnects, and wakes the worker in case a notification was missed;
 /// meanwhile the worker keeps polling.
 async fn listen(shared: Arc<Shared>, queues: Vec<String>, wake: Arc<Notify>) {

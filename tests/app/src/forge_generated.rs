@@ -40,6 +40,24 @@ pub fn register(registry: &mut forge::Registry) {
             handler(&ctx, input).await
         },
     );
+    forge::Registry::workflow(
+        registry,
+        forge::registry::WorkflowDef {
+            name: "journey",
+            module: "journeys",
+            version: "1",
+            active: false,
+            timeout_ms: None,
+            signature: "7df95a0c0ffc29a6cb0f69f3d2d72796",
+            steps: &["book", "pay", "confirm"],
+            waits: &[],
+        },
+        |ctx, input| async move {
+            use crate::journeys::journey as handler;
+            let input = forge::registry::decode_input(input)?;
+            handler(&ctx, input).await
+        },
+    );
     forge::Registry::query(
         registry,
         forge::registry::QueryDef {
@@ -130,6 +148,23 @@ pub fn register(registry: &mut forge::Registry) {
     forge::Registry::mutation(
         registry,
         forge::registry::MutationDef {
+            name: "start_journey",
+            module: "journeys",
+            transactional: true,
+            public: true,
+            timeout_ms: None,
+            tables_written: &[],
+        },
+        |ctx, args| async move {
+            use crate::journeys::start_journey as handler;
+            use args::StartJourney as Args;
+            let args @ Args { .. } = forge::registry::decode_args(args)?;
+            handler(&ctx, args.sleep_ms, args.work_ms).await
+        },
+    );
+    forge::Registry::mutation(
+        registry,
+        forge::registry::MutationDef {
             name: "start_slow",
             module: "cluster",
             transactional: true,
@@ -172,6 +207,12 @@ mod args {
     #[serde(crate = "forge::serde", deny_unknown_fields)]
     pub(super) struct Ping<A0> {
         pub(super) message: A0,
+    }
+    #[derive(forge::serde::Deserialize)]
+    #[serde(crate = "forge::serde", deny_unknown_fields)]
+    pub(super) struct StartJourney<A0, A1> {
+        pub(super) sleep_ms: A0,
+        pub(super) work_ms: A1,
     }
     #[derive(forge::serde::Deserialize)]
     #[serde(crate = "forge::serde", deny_unknown_fields)]

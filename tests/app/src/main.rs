@@ -1,5 +1,6 @@
 mod cluster;
 mod forge_generated;
+mod journeys;
 mod notes;
 
 #[tokio::main]

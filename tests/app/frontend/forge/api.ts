@@ -39,6 +39,20 @@ export function ping(
   return client.call<Pong>("ping", args, options);
 }
 
+export interface StartJourneyArgs {
+  sleep_ms: number;
+  work_ms: number;
+}
+
+/** Starts a `journey` run and returns its id. */
+export function startJourney(
+  client: ForgeClient,
+  args: StartJourneyArgs,
+  options?: CallOptions,
+): Promise<string> {
+  return client.call<string>("start_journey", args, options);
+}
+
 export interface StartSlowArgs {
   marker: string;
 }
@@ -61,5 +75,6 @@ export interface Queries {
 /** Every mutation by the name it is called by: its arguments and its result. */
 export interface Mutations {
   add_note: { args: AddNoteArgs; result: number };
+  start_journey: { args: StartJourneyArgs; result: string };
   start_slow: { args: StartSlowArgs; result: string };
 }

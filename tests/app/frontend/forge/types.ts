@@ -5,6 +5,12 @@ export interface Slow {
   marker: string;
 }
 
+/** Input of `journey`: how long its sleep and its `pay` step's work take. */
+export interface Journey {
+  sleep_ms: number;
+  work_ms: number;
+}
+
 /** Input of `index_note`. */
 export interface IndexNote {
   note_id: number;

@@ -220,6 +220,13 @@ pub struct Slow {
     pub marker: String,
 }
 
+/// Input of `journey`: how long its sleep and its `pay` step's work take.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Journey {
+    pub sleep_ms: i32,
+    pub work_ms: i32,
+}
+
 /// Input of `index_note`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct IndexNote {
@@ -273,6 +280,21 @@ pub async fn ping(client: &Client, message: String) -> Result<Pong, ForgeError> 
     }
     let args = Args { message };
     client.call("ping", &args).await
+}
+
+/// Starts a `journey` run and returns its id.
+pub async fn start_journey(
+    client: &Client,
+    sleep_ms: i32,
+    work_ms: i32,
+) -> Result<String, ForgeError> {
+    #[derive(serde::Serialize)]
+    struct Args {
+        sleep_ms: i32,
+        work_ms: i32,
+    }
+    let args = Args { sleep_ms, work_ms };
+    client.call("start_journey", &args).await
 }
 
 /// Queues `slow_job`.
