@@ -266,8 +266,17 @@ async fn a_failing_step_compensates_in_reverse_order_also_after_a_restart() {
     reaches(&pool, run, "compensated").await;
     let done = effects(&pool, run).await;
     assert_eq!(&done[..2], ["reserve", "charge"]);
-    // The parallel steps completed in some order; they are undone in the reverse of it.
-    let (left, right) = (&done[2], &done[3]);
+    // The parallel steps completed in some order (which need not be the order of their
+    // effects); they are undone in the reverse of it.
+    let completed: Vec<String> = sqlx::query_scalar(
+        "SELECT key FROM forge_workflow_steps \
+         WHERE run_id = $1 AND key IN ('left', 'right') ORDER BY sequence",
+    )
+    .bind(run)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let (left, right) = (&completed[0], &completed[1]);
     assert_eq!(
         &done[4..],
         [
