@@ -135,6 +135,10 @@ impl App {
             node_id,
             shutdown: CancellationToken::new(),
             calls: TaskTracker::new(),
+            #[cfg(any(feature = "jobs", feature = "realtime"))]
+            listener: crate::listener::Listener::new(),
+            #[cfg(feature = "realtime")]
+            realtime: Default::default(),
         });
 
         let mut subsystems = JoinSet::new();
@@ -151,6 +155,10 @@ impl App {
         }
         #[cfg(feature = "jobs")]
         subsystems.spawn(crate::jobs::work(shared.clone()));
+        #[cfg(feature = "realtime")]
+        crate::realtime::spawn(&shared, &mut subsystems);
+        #[cfg(any(feature = "jobs", feature = "realtime"))]
+        subsystems.spawn(listen(&shared));
         Ok(Running {
             shared,
             #[cfg(feature = "gateway")]
@@ -214,6 +222,28 @@ impl Running {
         self.subsystems.abort_all();
         while self.subsystems.join_next().await.is_some() {}
     }
+}
+
+/// The node's shared LISTEN connection, on the channels of the subsystems it runs; started
+/// after they subscribed to it.
+#[cfg(any(feature = "jobs", feature = "realtime"))]
+fn listen(shared: &Arc<Shared>) -> impl std::future::Future<Output = ()> + Send + 'static {
+    #[allow(unused_mut)] // one channel per feature
+    let mut channels = Vec::new();
+    #[cfg(feature = "jobs")]
+    channels.push(crate::jobs::CHANNEL);
+    #[cfg(feature = "realtime")]
+    channels.push(crate::realtime::CHANNEL);
+    let options = (*shared.primary.connect_options())
+        .clone()
+        .application_name(&format!(
+            "forge listener {}",
+            &shared.node_id.to_string()[..8]
+        ));
+    shared
+        .listener
+        .clone()
+        .run(options, channels, shared.shutdown.clone())
 }
 
 /// Says which registered handlers this node will not run because their subsystem's feature

@@ -48,6 +48,11 @@ mod gateway;
 mod jobs;
 #[cfg(any(feature = "cron", feature = "daemons"))]
 mod leader;
+// The one LISTEN connection, shared by the job worker and live queries.
+#[cfg(any(feature = "jobs", feature = "realtime"))]
+mod listener;
+#[cfg(feature = "realtime")]
+mod realtime;
 #[cfg(feature = "test-support")]
 pub mod testing;
 

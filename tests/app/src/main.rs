@@ -1,5 +1,6 @@
 mod cluster;
 mod forge_generated;
+mod live;
 mod notes;
 
 #[tokio::main]

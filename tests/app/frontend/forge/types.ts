@@ -5,6 +5,18 @@ export interface Slow {
   marker: string;
 }
 
+/** An item of a list. */
+export interface Item {
+  id: number;
+  name: string;
+}
+
+/** An item with one of its tags. */
+export interface TaggedItem {
+  name: string;
+  tag: string;
+}
+
 /** Input of `index_note`. */
 export interface IndexNote {
   note_id: number;
