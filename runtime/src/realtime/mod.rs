@@ -128,10 +128,12 @@ pub(crate) struct Group {
 impl Group {
     fn reads(&self, changed: &BTreeSet<(String, String)>) -> bool {
         self.tables.iter().any(|table| {
-            changed.iter().any(|(schema, name)| match table.split_once('.') {
-                Some((s, t)) => s == schema && t == name,
-                None => table == name,
-            })
+            changed
+                .iter()
+                .any(|(schema, name)| match table.split_once('.') {
+                    Some((s, t)) => s == schema && t == name,
+                    None => table == name,
+                })
         })
     }
 
@@ -287,7 +289,10 @@ pub(crate) struct Subscribe {
 pub(crate) async fn subscribe(shared: &Arc<Shared>, request: Subscribe) -> Result<()> {
     let hub = &shared.realtime;
     let events = hub.session(request.session_id, &request.session_secret)?;
-    let Some((&function, query)) = shared.registry.queries.get_key_value(request.function.as_str())
+    let Some((&function, query)) = shared
+        .registry
+        .queries
+        .get_key_value(request.function.as_str())
     else {
         return Err(Error::NotFound(format!(
             "no query is named `{}`",
@@ -342,10 +347,7 @@ pub(crate) async fn subscribe(shared: &Arc<Shared>, request: Subscribe) -> Resul
             .clone();
         group.members().insert(
             (request.session_id, subscription_id.clone()),
-            Member {
-                events,
-                sent: None,
-            },
+            Member { events, sent: None },
         );
         let Some(session) = state.sessions.get_mut(&request.session_id) else {
             leave(&mut state, &group, request.session_id, &subscription_id);
@@ -518,7 +520,10 @@ async fn invalidate(shared: Arc<Shared>, mut heard: tokio::sync::broadcast::Rece
                     }
                 }
                 Err(RecvError::Lagged(missed)) => {
-                    tracing::warn!(missed, "live queries fell behind the change stream; re-running all");
+                    tracing::warn!(
+                        missed,
+                        "live queries fell behind the change stream; re-running all"
+                    );
                     batch.everything = true;
                 }
                 Err(RecvError::Closed) => return,

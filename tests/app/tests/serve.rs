@@ -1,8 +1,8 @@
 //! The test app's real binary, with its generated glue, served against a real database and
 //! called through its generated TypeScript client in Node.
 
-use std::path::{Path, PathBuf};
 use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -145,7 +145,10 @@ async fn live_queries_reach_subscribers_on_every_node() {
     let stdout = node.stdout.take().expect("node's stdout");
     let (lines, phases) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(std::result::Result::ok) {
+        for line in BufReader::new(stdout)
+            .lines()
+            .map_while(std::result::Result::ok)
+        {
             println!("node: {line}");
             if lines.send(line).is_err() {
                 return;

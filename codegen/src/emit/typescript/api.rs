@@ -56,32 +56,34 @@ pub(super) fn write_api(
 /// The typed entry points of live queries: `subscribe(client, "name", args, onData,
 /// onError)` and the store `live(client, "name", args)`.
 fn write_live(out: &mut String, subscribe: &str, live: &str) -> fmt::Result {
-    write!(
-        out,
-        "
+    const LIVE: &str = r#"
 /**
  * Keeps a query's result current: `onData` receives the first result and then every
-          * changed one. Returns the function that ends the subscription.
+ * changed one. Returns the function that ends the subscription.
  */
-         export function {subscribe}<K extends keyof Queries>(
+export function SUBSCRIBE<K extends keyof Queries>(
   client: ForgeClient,
   query: K,
-           args: Queries[K][\"args\"],
-  onData: (data: Queries[K][\"result\"]) => void,
-           onError?: (error: ForgeError) => void,
-): Unsubscribe {{
-           return client.subscribe<Queries[K][\"result\"]>(query, args, onData, onError);
-}}
-         
+  args: Queries[K]["args"],
+  onData: (data: Queries[K]["result"]) => void,
+  onError?: (error: ForgeError) => void,
+): Unsubscribe {
+  return client.subscribe<Queries[K]["result"]>(query, args, onData, onError);
+}
+
 /** A query's live result as a store (Svelte's `$store` reads it). */
-         export function {live}<K extends keyof Queries>(
+export function LIVE<K extends keyof Queries>(
   client: ForgeClient,
   query: K,
-           args: Queries[K][\"args\"],
-): Readable<LiveState<Queries[K][\"result\"]>> {{
-           return client.live<Queries[K][\"result\"]>(query, args);
-}}
-"
+  args: Queries[K]["args"],
+): Readable<LiveState<Queries[K]["result"]>> {
+  return client.live<Queries[K]["result"]>(query, args);
+}
+"#;
+    out.write_str(
+        &LIVE
+            .replace("SUBSCRIBE<", &format!("{subscribe}<"))
+            .replace("LIVE<", &format!("{live}<")),
     )
 }
 
@@ -95,8 +97,7 @@ fn write_imports(
 ) -> fmt::Result {
     if any_query {
         out.write_str(
-            "import type {\n  CallOptions,\n  ForgeClient,\n  ForgeError,\n  LiveState,\n  \
-             Readable,\n  Unsubscribe,\n} from \"./client.js\";\n",
+            "import type {\n  CallOptions,\n  ForgeClient,\n  ForgeError,\n  LiveState,\n  Readable,\n  Unsubscribe,\n} from \"./client.js\";\n",
         )?;
     } else if any_function {
         out.write_str("import type { CallOptions, ForgeClient } from \"./client.js\";\n")?;

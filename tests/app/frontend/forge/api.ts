@@ -148,23 +148,23 @@ export interface Mutations {
 
 /**
  * Keeps a query's result current: `onData` receives the first result and then every
-          * changed one. Returns the function that ends the subscription.
+ * changed one. Returns the function that ends the subscription.
  */
-         export function subscribe<K extends keyof Queries>(
+export function subscribe<K extends keyof Queries>(
   client: ForgeClient,
   query: K,
-           args: Queries[K]["args"],
+  args: Queries[K]["args"],
   onData: (data: Queries[K]["result"]) => void,
-           onError?: (error: ForgeError) => void,
+  onError?: (error: ForgeError) => void,
 ): Unsubscribe {
-           return client.subscribe<Queries[K]["result"]>(query, args, onData, onError);
+  return client.subscribe<Queries[K]["result"]>(query, args, onData, onError);
 }
-         
+
 /** A query's live result as a store (Svelte's `$store` reads it). */
-         export function live<K extends keyof Queries>(
+export function live<K extends keyof Queries>(
   client: ForgeClient,
   query: K,
-           args: Queries[K]["args"],
+  args: Queries[K]["args"],
 ): Readable<LiveState<Queries[K]["result"]>> {
-           return client.live<Queries[K]["result"]>(query, args);
+  return client.live<Queries[K]["result"]>(query, args);
 }
