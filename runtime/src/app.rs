@@ -228,12 +228,13 @@ impl Running {
 /// after they subscribed to it.
 #[cfg(any(feature = "jobs", feature = "realtime"))]
 fn listen(shared: &Arc<Shared>) -> impl std::future::Future<Output = ()> + Send + 'static {
-    #[allow(unused_mut)] // one channel per feature
-    let mut channels = Vec::new();
-    #[cfg(feature = "jobs")]
-    channels.push(crate::jobs::CHANNEL);
-    #[cfg(feature = "realtime")]
-    channels.push(crate::realtime::CHANNEL);
+    let channels = [
+        #[cfg(feature = "jobs")]
+        crate::jobs::CHANNEL,
+        #[cfg(feature = "realtime")]
+        crate::realtime::CHANNEL,
+    ]
+    .to_vec();
     let options = (*shared.primary.connect_options())
         .clone()
         .application_name(&format!(
