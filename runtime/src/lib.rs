@@ -5,7 +5,8 @@
 //! RPC over HTTP, jobs, cron on the elected leader, daemons — on one PostgreSQL database.
 //!
 //! Features: `gateway` (HTTP: RPC, health, admin), `jobs` (the job worker), `cron` and
-//! `daemons` (with leader election), all on by default; `test-support` adds
+//! `daemons` (with leader election), `realtime` (live queries over server-sent events),
+//! all on by default; `test-support` adds
 //! `forge::testing` (and the gateway, which its client calls). Handlers of every kind
 //! register whatever the features; a node runs those its features serve and says at start
 //! which it will not run.
