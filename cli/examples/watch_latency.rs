@@ -9,7 +9,7 @@
 //! Starts the watcher (the `forge` binary next to this example's directory) on the corpus,
 //! then edits the doc comment of the first model in a different file each iteration and
 //! polls the generated files' metadata every 100 µs until one is replaced. Prints the
-//! distribution of that end-to-end time (which includes the watcher's 50 ms quiet period)
+//! distribution of that end-to-end time (which includes the watcher's 5 ms quiet period)
 //! and of the regeneration time the watcher reports in its summary line. The corpus is
 //! left as the last edit made it.
 
@@ -98,7 +98,7 @@ fn main() {
     let _ = child.wait();
 
     report(
-        "save → output replaced (includes the 50 ms quiet period)",
+        "save → output replaced (includes the 5 ms quiet period)",
         &mut end_to_end,
     );
     report("regeneration as the watcher reports it", &mut regeneration);

@@ -59,12 +59,22 @@ pub fn run(project: Option<&Path>, args: &Args) -> Result<Outcome, Fatal> {
         .cloned()
         .chain(check::check(&checked))
         .collect();
-    let planned = plan(&project, &resolved.ir, lock_text.as_deref(), &migrations)?;
+    let planned = plan(
+        &project,
+        &resolved.ir,
+        lock_text.as_deref(),
+        &migrations,
+        None,
+    )?;
     let mut diffs = Vec::new();
     if !allow.iter().any(|code| code == "FG701") {
         for planned in &planned {
             if let State::Stale { current } = output::state(planned) {
-                diagnostics.push(stale(&planned.rel, current.is_none()));
+                diagnostics.push(if planned.new_file {
+                    missing_migration(&planned.rel)
+                } else {
+                    stale(&planned.rel, current.is_none())
+                });
                 // A missing file's diff would be the whole file: the message says enough.
                 if let Some(current) = current {
                     diffs.push(output::diff(planned, Some(&current)));
@@ -135,6 +145,25 @@ fn stale(rel: &str, missing: bool) -> Diagnostic {
         }),
     )
     .with_help("run `forge generate` and commit the result")
+}
+
+/// The reactivity migration generate would write; its path is where it would go.
+fn missing_migration(rel: &str) -> Diagnostic {
+    Diagnostic::error(
+        "FG701",
+        format!(
+            "migration `{rel}` is missing: the tables queries read differ from those the \
+             migrations enable change notifications for"
+        ),
+        Some(Span {
+            file: rel.to_owned(),
+            line: 1,
+            column: 1,
+            end_line: 1,
+            end_column: 1,
+        }),
+    )
+    .with_help("run `forge generate` and commit the new migration")
 }
 
 fn explain(code: &str) -> Result<Outcome, Fatal> {

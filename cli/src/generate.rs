@@ -91,7 +91,13 @@ pub fn run(project: Option<&Path>, args: &Args) -> Result<Outcome, Fatal> {
             scope.spawn(|| sources::save_cache(&cache_dir, &build, &sources, &parsed));
         }
         let resolved = resolve::build(&parsed);
-        let planned = plan(&project, &resolved.ir, lock_text.as_deref(), &migrations);
+        let planned = plan(
+            &project,
+            &resolved.ir,
+            lock_text.as_deref(),
+            &migrations,
+            None,
+        );
         (resolved, planned)
     });
     let planned = planned?;
@@ -155,6 +161,12 @@ pub fn run(project: Option<&Path>, args: &Args) -> Result<Outcome, Fatal> {
         // With diagnostics the next run must print them again, so it may not take the
         // shortcut.
         let lock_now = read_optional(&project.root.join(LOCK_FILE))?;
+        // A migration written just now is an input of the next run.
+        let migrations = if stale.iter().any(|(p, _)| p.new_file) {
+            sources::read_migrations(&project.root)?
+        } else {
+            migrations
+        };
         let key = Stamp::key(&build, &project, lock_now.as_deref(), &sources, &migrations);
         Stamp::save(&cache_dir, key, &planned);
     }
@@ -185,12 +197,14 @@ pub(crate) fn read_optional(path: &Path) -> Result<Option<String>, Fatal> {
     }
 }
 
-/// Every file generate owns, with the content it should have.
+/// Every file generate owns, with the content it should have. With `glue`, the Rust glue
+/// reuses the chunks it holds from an earlier run (watch mode); the bytes are the same.
 pub(crate) fn plan(
     project: &Project,
     ir: &Ir,
     lock_text: Option<&str>,
     migrations: &[MigrationFile],
+    glue: Option<&mut emit::rust::Cache>,
 ) -> Result<Vec<Planned>, Fatal> {
     let lock = match lock_text {
         Some(text) => Lock::parse(text).map_err(|e| Fatal(format!("{LOCK_FILE}: {e}")))?,
@@ -203,12 +217,18 @@ pub(crate) fn plan(
             path: project.root.join(&rel),
             rel,
             contents,
+            new_file: false,
         })
     };
     let wants = |target| generate.targets.contains(&target);
     // The emitters are independent: run them side by side.
     let (rust, (typescript, dioxus)) = rayon::join(
-        || wants(Target::Rust).then(|| emit::rust::emit(ir)),
+        || {
+            wants(Target::Rust).then(|| match glue {
+                Some(cache) => emit::rust::emit_cached(ir, cache),
+                None => emit::rust::emit(ir),
+            })
+        },
         || {
             rayon::join(
                 || wants(Target::Typescript).then(|| emit::typescript::emit(ir)),
@@ -230,7 +250,13 @@ pub(crate) fn plan(
     if wants(Target::Jsonschema) {
         add(generate.jsonschema_out.clone(), emit::jsonschema::emit(ir));
     }
-    add(LOCK_FILE.to_owned(), lock.updated(ir, migrations).render());
+    // The reactivity migration, when one is due, is recorded in forge.lock by the same run,
+    // so the next run finds both up to date.
+    let reactivity = crate::reactivity::plan(&project.root, ir, &lock, migrations)?;
+    let mut migrations = migrations.to_vec();
+    migrations.extend(reactivity.as_ref().map(|(_, file)| file.clone()));
+    add(LOCK_FILE.to_owned(), lock.updated(ir, &migrations).render());
+    planned.extend(reactivity.map(|(file, _)| file));
     Ok(planned)
 }
 

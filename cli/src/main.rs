@@ -10,6 +10,7 @@ mod migrate;
 mod new;
 mod output;
 mod project;
+mod reactivity;
 mod render;
 mod sources;
 mod watch;

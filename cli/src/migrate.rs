@@ -11,7 +11,6 @@
 //! is left running.
 
 use std::collections::HashMap;
-use std::fs::OpenOptions;
 use std::future::Future;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -33,7 +32,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::generate::read_optional;
 use crate::project::Project;
-use crate::{format, render, sources, Fatal, Outcome};
+use crate::{format, output, render, sources, Fatal, Outcome};
 
 /// Where a project's migration files live, relative to its root.
 pub const MIGRATIONS_DIR: &str = "migrations";
@@ -144,21 +143,7 @@ fn new(project: &Project, name: &str) -> Result<Outcome, Fatal> {
     std::fs::create_dir_all(&dir)
         .map_err(|e| Fatal(format!("cannot create {}: {e}", dir.display())))?;
     let path = dir.join(&file);
-    // create_new: a file that appeared since the directory was read (another `new`, an
-    // editor) is never overwritten.
-    let mut out = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => Fatal(format!(
-                "{} already exists; forge never overwrites a migration",
-                path.display()
-            )),
-            _ => Fatal(format!("cannot create {}: {e}", path.display())),
-        })?;
-    out.write_all(template(&file).as_bytes())
-        .map_err(|e| Fatal(format!("cannot write {}: {e}", path.display())))?;
+    output::create_new(&path, template(&file).as_bytes())?;
     println!("{}", path.display());
     Ok(Outcome::Clean)
 }

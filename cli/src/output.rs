@@ -1,6 +1,7 @@
 //! Writing generated files: only when their content changed, atomically, and showing what
 //! would change under `--check`.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use similar::TextDiff;
@@ -13,6 +14,9 @@ pub struct Planned {
     pub rel: String,
     pub path: PathBuf,
     pub contents: String,
+    /// A file forge creates once and never rewrites (a migration): written only when no
+    /// file has the name yet.
+    pub new_file: bool,
 }
 
 /// What a planned file is compared with what is on disk.
@@ -47,8 +51,30 @@ pub fn write(planned: &Planned) -> Result<(), Fatal> {
         std::fs::create_dir_all(parent)
             .map_err(|e| Fatal(format!("cannot create {}: {e}", parent.display())))?;
     }
+    if planned.new_file {
+        return create_new(&planned.path, planned.contents.as_bytes());
+    }
     write_atomically(&planned.path, planned.contents.as_bytes())
         .map_err(|e| Fatal(format!("cannot write {}: {e}", planned.path.display())))
+}
+
+/// Creates `path` with `bytes`, refusing to replace or write through anything already
+/// there (a file, a symlink) that appeared since the directory was read: an editor, another
+/// forge. Migrations are written this way, never overwritten.
+pub fn create_new(path: &Path, bytes: &[u8]) -> Result<(), Fatal> {
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => Fatal(format!(
+                "{} already exists; forge never overwrites a migration",
+                path.display()
+            )),
+            _ => Fatal(format!("cannot create {}: {e}", path.display())),
+        })?;
+    out.write_all(bytes)
+        .map_err(|e| Fatal(format!("cannot write {}: {e}", path.display())))
 }
 
 /// A unified diff from what is on disk to what forge would write.

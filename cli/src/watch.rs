@@ -4,10 +4,11 @@
 //! [`Generator`] keeps every source file and its parse result in memory between
 //! regenerations (sorted by path, as `resolve::build` wants them); a batch of file-system
 //! events re-reads the paths it names, re-parses those whose bytes changed and drops those
-//! that are gone. Resolving and emitting run over the whole crate every time: they are a
-//! few milliseconds on a thousand files, and doing them incrementally would be a second
-//! implementation of the IR to keep right. Outputs are compared with the disk and written
-//! only when their bytes change.
+//! that are gone. Resolving reuses the IR entries of unchanged files while no file's names
+//! or imports changed (`resolve::build_cached`), and the glue reuses the formatted chunks
+//! of unchanged handlers (`emit::rust::emit_cached`); both give exactly the bytes a cold
+//! `forge generate` gives. Outputs are compared with the disk and written only when their
+//! bytes change.
 //!
 //! The generated files are both outputs and, for forge.lock and `src/forge_generated.rs`,
 //! inside watched places. An event on one of them whose content is what forge wrote last is
@@ -16,7 +17,7 @@
 //!
 //! `forge dev` drives the same [`Generator`] and [`FsWatcher`] in-process.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
@@ -25,8 +26,8 @@ use forge_codegen::config::Target;
 use forge_codegen::ir::Severity;
 use forge_codegen::lock::LOCK_FILE;
 use forge_codegen::parse::{self, ParsedFile};
-use forge_codegen::resolve;
-use notify::event::{AccessKind, AccessMode, ModifyKind};
+use forge_codegen::{emit, resolve};
+use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use rayon::prelude::*;
 use walkdir::WalkDir;
@@ -37,9 +38,16 @@ use crate::project::{Project, CONFIG_FILE};
 use crate::sources::{self, parse_source, ParseCache, Source};
 use crate::{Fatal, Outcome};
 
-/// How long a path must stay quiet before its events count as one save. Editors write a
-/// file in several steps (truncate, write, rename over a backup) within a few milliseconds.
+/// How long the events must stay quiet before they count as one save while some path's
+/// last event leaves it mid-change: created, written but not yet closed, deleted or renamed
+/// away. Editors save in several steps (rename to a backup, create, write, fsync, close,
+/// delete the backup) and the quiet period spans the gaps between them.
 pub const DEBOUNCE: Duration = Duration::from_millis(50);
+
+/// The quiet period once every changed path's last event finished a change (closed after
+/// writing, or renamed into place): the save is complete, so this only gathers the other
+/// files of a burst (a formatter, a checkout) written right after it.
+pub const SETTLE: Duration = Duration::from_millis(5);
 
 const SOURCE_DIR: &str = "src";
 const MIGRATIONS_DIR: &str = "migrations";
@@ -134,8 +142,9 @@ pub fn next_batch(receiver: &Receiver<Signal>, timeout: Option<Duration>) -> Opt
 /// `target/`, where cargo and forge's caches write all the time.
 ///
 /// The debouncer is forge's own, on a thread: a batch is sent once no relevant event came
-/// for [`DEBOUNCE`] (a quiet period, so one save is one batch however many events it
-/// makes), or after [`MAX_BATCH_WAIT`] of continuous events. notify-debouncer-mini drops
+/// for a quiet period — [`SETTLE`] when every path's last event completed a change,
+/// [`DEBOUNCE`] otherwise — so one save is one batch however many events it makes and a
+/// plain save costs 5 ms, not 50; or after [`MAX_BATCH_WAIT`] of continuous events. notify-debouncer-mini drops
 /// the event kinds, and inotify reports every *open* of a watched file, forge's own reads
 /// included, so with it each regeneration caused the next; notify-debouncer-full keeps the
 /// kinds but releases each event once it is old enough rather than after a quiet period,
@@ -192,15 +201,19 @@ impl FsWatcher {
 fn debounce(raw: &Receiver<notify::Result<notify::Event>>, sender: &Sender<Signal>) {
     let mut paths: Vec<PathBuf> = Vec::new();
     let mut lost: Option<String> = None;
+    // Paths whose last event left them mid-change; while there are any (or events were
+    // lost), the batch waits for the longer quiet period.
+    let mut unsettled: HashSet<PathBuf> = HashSet::new();
     // When the pending batch's first and latest relevant events came.
     let mut pending: Option<(Instant, Instant)> = None;
     loop {
+        let quiet = quiet_period(&unsettled, &lost);
         let received = match pending {
             None => raw.recv().map_err(|_| RecvTimeoutError::Disconnected),
             // Irrelevant events (opens) keep arriving while cargo or an editor reads files:
             // the quiet period is measured from the last relevant event, not the last event.
             Some((_, last)) => {
-                raw.recv_timeout((last + DEBOUNCE).saturating_duration_since(Instant::now()))
+                raw.recv_timeout((last + quiet).saturating_duration_since(Instant::now()))
             }
         };
         let now = Instant::now();
@@ -211,6 +224,14 @@ fn debounce(raw: &Receiver<notify::Result<notify::Event>>, sender: &Sender<Signa
                 note();
             }
             Ok(Ok(event)) if relevant(&event.kind) => {
+                let completes = completes(&event.kind);
+                for path in &event.paths {
+                    if completes {
+                        unsettled.remove(path);
+                    } else {
+                        unsettled.insert(path.clone());
+                    }
+                }
                 paths.extend(event.paths);
                 note();
             }
@@ -224,10 +245,12 @@ fn debounce(raw: &Receiver<notify::Result<notify::Event>>, sender: &Sender<Signa
         let Some((first, last)) = pending else {
             continue;
         };
-        if now < last + DEBOUNCE && now < first + MAX_BATCH_WAIT {
+        let quiet = quiet_period(&unsettled, &lost);
+        if now < last + quiet && now < first + MAX_BATCH_WAIT {
             continue;
         }
         pending = None;
+        unsettled.clear();
         let mut signals = Vec::new();
         if let Some(reason) = lost.take() {
             signals.push(Signal::Lost(reason));
@@ -255,6 +278,26 @@ fn relevant(kind: &EventKind) -> bool {
         EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) => true,
         EventKind::Any | EventKind::Other => true,
     }
+}
+
+fn quiet_period(unsettled: &HashSet<PathBuf>, lost: &Option<String>) -> Duration {
+    if unsettled.is_empty() && lost.is_none() {
+        SETTLE
+    } else {
+        DEBOUNCE
+    }
+}
+
+/// Whether an event finishes a change to its paths, so that nothing more is expected of
+/// them: a close after writing (the writer is done), or a rename (atomic: the new name has
+/// its whole content, the old one is gone on purpose). Creations, writes still open and
+/// deletions may be one step of a longer save.
+fn completes(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::Access(AccessKind::Close(AccessMode::Write))
+            | EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
+    )
 }
 
 /// What a batch of paths means.
@@ -321,6 +364,9 @@ pub struct Generator {
     outputs: HashMap<PathBuf, blake3::Hash>,
     /// forge.toml does not parse: nothing is generated until it does.
     config_error: Option<String>,
+    /// What the last regeneration resolved and formatted, for the next one to reuse.
+    resolved: resolve::Cache,
+    glue: emit::rust::Cache,
 }
 
 impl Generator {
@@ -345,6 +391,8 @@ impl Generator {
             parsed,
             outputs: HashMap::new(),
             config_error: None,
+            resolved: resolve::Cache::default(),
+            glue: emit::rust::Cache::default(),
         })
     }
 
@@ -666,12 +714,14 @@ impl Generator {
         let root = &self.project.root;
         let lock_text = read_optional(&root.join(LOCK_FILE))?;
         let migrations = sources::read_migrations(root)?;
-        let resolved = resolve::build(&self.parsed);
+        let versions: Vec<&str> = self.sources.iter().map(|s| s.hash.as_str()).collect();
+        let resolved = resolve::build_cached(&self.parsed, &versions, &mut self.resolved);
         let planned = plan(
             &self.project,
             &resolved.ir,
             lock_text.as_deref(),
             &migrations,
+            Some(&mut self.glue),
         )?;
         let mut written = Vec::new();
         for file in &planned {
@@ -700,5 +750,37 @@ impl Generator {
             &self.sources,
             &self.parsed,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use notify::event::{CreateKind, DataChange, RemoveKind};
+
+    use super::*;
+
+    #[test]
+    fn only_a_close_after_writing_or_a_rename_completes_a_change() {
+        for kind in [
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::Both)),
+        ] {
+            assert!(completes(&kind), "{kind:?}");
+        }
+        for kind in [
+            EventKind::Create(CreateKind::File),
+            EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::From)),
+            EventKind::Remove(RemoveKind::File),
+            EventKind::Any,
+        ] {
+            assert!(!completes(&kind), "{kind:?}");
+        }
+        let mut unsettled = HashSet::new();
+        assert_eq!(quiet_period(&unsettled, &None), SETTLE);
+        assert_eq!(quiet_period(&unsettled, &Some("lost".into())), DEBOUNCE);
+        unsettled.insert(PathBuf::from("src/a.rs"));
+        assert_eq!(quiet_period(&unsettled, &None), DEBOUNCE);
     }
 }

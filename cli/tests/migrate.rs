@@ -1,6 +1,8 @@
 //! `forge migrate` as a subprocess against a real PostgreSQL: a fresh test database passed
 //! through DATABASE_URL, so no development cluster is started.
 
+mod support;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -487,4 +489,60 @@ fn one_off_commands_stop_the_development_server_only_if_they_started_it() {
     assert!(stdout.contains("applied  0002_posts.sql"), "{stdout}");
     assert!(!stderr.contains("stopped"), "{stderr}");
     assert!(server_state(root).starts_with("running"));
+}
+
+/// The tables with forge's change triggers, as `regclass` prints them.
+async fn reactive_tables(db: &TestDatabase) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT tgrelid::regclass::text FROM pg_trigger
+         WHERE tgname = 'forge_reactivity' ORDER BY 1",
+    )
+    .fetch_all(db.pool())
+    .await
+    .expect("pg_trigger")
+}
+
+#[tokio::test]
+async fn generated_reactivity_migrations_apply() {
+    let db = TestDatabase::new().await;
+    let project = support::copy_fixture("reactivity");
+    let root = project.path();
+    let generate = support::forge(root, &["generate"]);
+    assert!(generate.status.success(), "{}", support::stderr(&generate));
+    let (code, stdout, stderr) = migrate(root, db.url(), &["up"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("applied 0002_forge_reactivity"), "{stdout}");
+    assert_eq!(
+        reactive_tables(&db).await,
+        ["\"Events\"", "audit.entries", "items", "tags"]
+    );
+    // The triggers report writes: a row in the change log per insert.
+    sqlx::query("INSERT INTO items (id, name) VALUES (1, 'a')")
+        .execute(db.pool())
+        .await
+        .expect("insert");
+    let logged: Vec<String> = sqlx::query_scalar("SELECT table_name FROM forge_change_log")
+        .fetch_all(db.pool())
+        .await
+        .expect("forge_change_log");
+    assert_eq!(logged, ["items"]);
+
+    // No query reads `"Events"` or `audit.entries` any more: the next migration disables
+    // them.
+    let lib = root.join("src/lib.rs");
+    let source = std::fs::read_to_string(&lib).unwrap();
+    std::fs::write(
+        &lib,
+        source.replace(
+            "SELECT count(*) FROM \\\"Events\\\" WHERE id IN (SELECT id FROM audit.entries)",
+            "SELECT count(*) FROM items",
+        ),
+    )
+    .unwrap();
+    let generate = support::forge(root, &["generate"]);
+    assert!(generate.status.success(), "{}", support::stderr(&generate));
+    let (code, stdout, stderr) = migrate(root, db.url(), &["up"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("applied 0003_forge_reactivity"), "{stdout}");
+    assert_eq!(reactive_tables(&db).await, ["items", "tags"]);
 }

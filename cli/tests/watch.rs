@@ -166,3 +166,114 @@ fn a_migration_or_forge_toml_change_regenerates_and_a_touch_does_not() {
     let status = watch.interrupt(TIMEOUT);
     assert!(status.success(), "Ctrl-C: {status}\n{}", watch.output());
 }
+
+/// Every file `forge generate` writes in a project with all four targets, with its bytes.
+fn outputs(project: &Path) -> Vec<(String, String)> {
+    let mut files = vec![
+        "src/forge_generated.rs".to_owned(),
+        "forge.lock".to_owned(),
+        "schema/forge.schema.json".to_owned(),
+        "frontend/src/forge/mod.rs".to_owned(),
+    ];
+    files.extend(
+        ["api.ts", "client.ts", "index.ts", "types.ts"]
+            .map(|f| format!("frontend/src/lib/forge/{f}")),
+    );
+    files
+        .into_iter()
+        .map(|rel| {
+            let text = read(&project.join(&rel));
+            (rel, text)
+        })
+        .collect()
+}
+
+#[test]
+fn after_edits_in_watch_mode_the_outputs_are_those_of_a_cold_generate() {
+    let dir = support::copy_fixture("kitchen_sink");
+    let project = dir.path();
+    let config = project.join("forge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}\n[generate]\ntargets = [\"rust\", \"typescript\", \"dioxus\", \"jsonschema\"]\n",
+            read(&config)
+        ),
+    )
+    .expect("edit forge.toml");
+    let misc = project.join("src/functions/misc.rs");
+    let original = read(&misc);
+    let extra = project.join("src/functions/extra.rs");
+    let mut watch = start(project);
+
+    // Each edit reaches a different part of what the watcher keeps between regenerations:
+    // a doc comment (types only), an argument (the handler's glue), a field of a handler's
+    // input type, a handler that takes another's argument-struct name, a file deleted, a
+    // half-typed file.
+    let misc_edits = [
+        original.replace(
+            "A ticket as MCP tools see it.",
+            "A ticket, as tools see it.",
+        ),
+        original.replace(
+            "status: Option<String>) -> Result<Vec<Ticket>>",
+            "status: Option<String>, limit: i32) -> Result<Vec<Ticket>>",
+        ),
+        original.replace(
+            "    pub kind: String,\n}",
+            "    pub kind: String,\n    pub livemode: bool,\n}",
+        ),
+    ];
+    let mut edits: Vec<(&Path, Option<String>)> = misc_edits
+        .into_iter()
+        .map(|text| (misc.as_path(), Some(text)))
+        .collect();
+    edits.push((
+        &extra,
+        Some(
+            "use forge::prelude::*;\n\n/// Sorts before `tickets.list`, so it takes the name `TicketsList`.\n#[forge::mcp_tool(name = \"tickets-list\")]\npub async fn other_tickets(ctx: &McpToolContext, page: i32) -> Result<i32> {\n    let _ = ctx;\n    Ok(page)\n}\n"
+                .to_owned(),
+        ),
+    ));
+    edits.push((
+        &misc,
+        Some(format!("{original}\npub async fn half_typed(ctx: &Qu")),
+    ));
+    edits.push((
+        &misc,
+        Some(original.replace("List the caller's open tickets.", "Lists tickets.")),
+    ));
+    edits.push((&extra, None));
+    for (path, text) in edits {
+        let before = watch.count("forge generate:");
+        match text {
+            Some(text) => std::fs::write(path, text).expect("save"),
+            None => std::fs::remove_file(path).expect("delete"),
+        }
+        watch.wait_until("the regeneration", TIMEOUT, |watch| {
+            watch.count("forge generate:") > before
+        });
+    }
+    let status = watch.interrupt(TIMEOUT);
+    assert!(status.success(), "Ctrl-C: {status}\n{}", watch.output());
+    let watched = outputs(project);
+    assert!(
+        watched[0].1.contains("\"Lists tickets.\"") && !watched[0].1.contains("other_tickets"),
+        "{}",
+        watched[0].1
+    );
+
+    // A cold run: no outputs, no caches.
+    for (rel, _) in &watched {
+        std::fs::remove_file(project.join(rel)).expect("remove output");
+    }
+    let _ = std::fs::remove_dir_all(project.join("target"));
+    let cold = support::forge(project, &["generate"]);
+    assert!(cold.status.success(), "{}", support::stderr(&cold));
+    for ((rel, watched), (_, cold)) in watched.iter().zip(outputs(project)) {
+        assert!(
+            *watched == cold,
+            "{rel} differs from a cold `forge generate`"
+        );
+    }
+}

@@ -10,6 +10,7 @@ pub mod emit;
 pub mod ir;
 pub mod lock;
 pub mod parse;
+pub mod reactivity;
 pub mod resolve;
 pub mod serde_case;
 pub mod signature;

@@ -52,6 +52,9 @@ pub struct Config {
     /// `FORGE_LIVE_MAX_SUBSCRIPTIONS_PER_USER`: live subscriptions one user may hold on one
     /// node, and one session of an anonymous caller (default 256).
     pub live_max_subscriptions_per_user: usize,
+    /// `FORGE_RETENTION`: how long forge keeps webhook idempotency keys and finished cron
+    /// runs before the leader trims them (default 7d).
+    pub retention: Duration,
 }
 
 const DEFAULT_ADDR: &str = "127.0.0.1:9081";
@@ -134,6 +137,7 @@ impl Config {
             live_max_sessions_per_user: number("FORGE_LIVE_MAX_SESSIONS_PER_USER", 16)? as usize,
             live_max_subscriptions_per_user: number("FORGE_LIVE_MAX_SUBSCRIPTIONS_PER_USER", 256)?
                 as usize,
+            retention: duration("FORGE_RETENTION", Duration::from_secs(7 * 24 * 3600))?,
         })
     }
 }

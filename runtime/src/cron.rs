@@ -20,8 +20,9 @@
 //!   that overruns its interval overlaps the next one rather than delaying or dropping it
 //!   (set `timeout` to bound it).
 //! - A tick still running when this node stops leading finishes here (its row is claimed);
-//!   at shutdown it gets the grace period like everything else, and one cut off then stays
-//!   `running` in `forge_cron_runs`, as it would if the process had died.
+//!   at shutdown it gets the grace period like everything else. A tick cut off then, or by
+//!   the process dying, is recorded `failed` when its node is removed (at the end of that
+//!   shutdown, or by the leader once the dead node is stale: `node.rs`); it is not run again.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -272,11 +273,12 @@ async fn start(
     runs: &mut JoinSet<()>,
 ) {
     let claimed = sqlx::query_scalar::<_, bool>(
-        "INSERT INTO forge_cron_runs (name, scheduled_time) VALUES ($1, $2) \
+        "INSERT INTO forge_cron_runs (name, scheduled_time, node_id) VALUES ($1, $2, $3) \
          ON CONFLICT DO NOTHING RETURNING true",
     )
     .bind(name)
     .bind(tick)
+    .bind(shared.node_id)
     .fetch_optional(&shared.primary)
     .await;
     match claimed {

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions as _, Connection as _, PgConnection, PgPool};
+use sqlx::{ConnectOptions as _, Connection as _, PgConnection};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -114,7 +114,8 @@ impl Leadership {
 /// heartbeat does not remove a live node; one that was removed anyway registers again.
 pub(crate) const STALE_AFTER_HEARTBEATS: u32 = 4;
 
-/// Starts the election, and the leader's removal of stale nodes, on `tasks`. A node that
+/// Starts the election, and the leader's removal of stale nodes and trimming of old rows
+/// (`retention.rs`), on `tasks`. A node that
 /// cannot lead gets a [`Leadership`] that never yields a term.
 pub(crate) fn spawn(shared: &Arc<Shared>, tasks: &mut JoinSet<()>) -> Leadership {
     let (sender, receiver) = watch::channel(None);
@@ -129,6 +130,10 @@ pub(crate) fn spawn(shared: &Arc<Shared>, tasks: &mut JoinSet<()>) -> Leadership
     }
     tasks.spawn(elect(shared.clone(), sender));
     tasks.spawn(remove_stale_nodes(shared.clone(), leadership.clone()));
+    tasks.spawn(crate::retention::trim_while_leading(
+        shared.clone(),
+        leadership.clone(),
+    ));
     leadership
 }
 
@@ -174,23 +179,12 @@ async fn remove_stale_nodes(shared: Arc<Shared>, leadership: Leadership) {
         if !leadership.is_leading() {
             continue;
         }
-        match remove_stale(&shared.primary, every * STALE_AFTER_HEARTBEATS).await {
+        match crate::node::remove_stale(&shared.primary, every * STALE_AFTER_HEARTBEATS).await {
             Ok(0) => {}
             Ok(removed) => tracing::info!(removed, "removed nodes that stopped heartbeating"),
             Err(error) => tracing::warn!(%error, "cannot remove stale nodes"),
         }
     }
-}
-
-/// Deletes the nodes not seen for `after`; returns how many.
-async fn remove_stale(pool: &PgPool, after: Duration) -> Result<u64> {
-    let removed = sqlx::query(
-        "DELETE FROM forge_nodes WHERE last_seen_at < now() - $1 * interval '1 millisecond'",
-    )
-    .bind(after.as_millis() as f64)
-    .execute(pool)
-    .await?;
-    Ok(removed.rows_affected())
 }
 
 async fn elect(shared: Arc<Shared>, sender: watch::Sender<Option<Term>>) {

@@ -54,6 +54,9 @@ mod leader;
 mod listener;
 #[cfg(feature = "realtime")]
 mod realtime;
+// Trimming runs on the leader, so a cluster trims when some node has `cron` or `daemons`.
+#[cfg(any(feature = "cron", feature = "daemons"))]
+mod retention;
 #[cfg(feature = "test-support")]
 pub mod testing;
 

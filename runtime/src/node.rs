@@ -1,5 +1,6 @@
 //! This process's row in `forge_nodes`: registered at start, heartbeated, removed at a
 //! clean shutdown, and deleted by the leader when it stops heartbeating (`leader.rs`).
+//! Either way the cron ticks it left running are recorded as failed.
 
 use std::sync::Arc;
 
@@ -25,13 +26,43 @@ pub(crate) async fn register(pool: &PgPool, id: Uuid, version: &str) -> Result<(
     Ok(())
 }
 
-/// Removes the node at a clean shutdown; its leader and daemon rows go with it.
+/// `DELETE FROM forge_nodes WHERE <condition>` that also records the cron ticks those nodes
+/// left `running` as `failed` (a tick is never run again, so nothing else would), in one
+/// statement; the leader and daemon rows go with the nodes by foreign key. Yields how many
+/// nodes it removed.
+macro_rules! remove_nodes_where {
+    ($condition:literal) => {
+        concat!(
+            "WITH gone AS (DELETE FROM forge_nodes WHERE ",
+            $condition,
+            " RETURNING id), \
+             cut_off AS (UPDATE forge_cron_runs SET status = 'failed', finished_at = now(), \
+                                error = 'cut off: its node stopped before the tick finished' \
+                         WHERE status = 'running' AND node_id IN (SELECT id FROM gone)) \
+             SELECT count(*) FROM gone"
+        )
+    };
+}
+
+/// Removes the node at a clean shutdown.
 pub(crate) async fn deregister(pool: &PgPool, id: Uuid) -> Result<()> {
-    sqlx::query("DELETE FROM forge_nodes WHERE id = $1")
+    sqlx::query(remove_nodes_where!("id = $1"))
         .bind(id)
         .execute(pool)
         .await?;
     Ok(())
+}
+
+/// Removes the nodes not seen for `after`; returns how many.
+#[cfg(any(feature = "cron", feature = "daemons"))]
+pub(crate) async fn remove_stale(pool: &PgPool, after: std::time::Duration) -> Result<i64> {
+    let removed = sqlx::query_scalar(remove_nodes_where!(
+        "last_seen_at < now() - $1 * interval '1 millisecond'"
+    ))
+    .bind(after.as_millis() as f64)
+    .fetch_one(pool)
+    .await?;
+    Ok(removed)
 }
 
 /// Starts the heartbeat on `tasks`.

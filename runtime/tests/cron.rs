@@ -358,3 +358,48 @@ async fn the_admin_view_lists_schedules_next_ticks_and_runs() {
     assert_eq!(next.format("%H:%M:%S").to_string(), "09:00:00");
     assert_eq!(morning["runs"], serde_json::json!([]));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tick_cut_off_at_shutdown_is_recorded_failed() {
+    let db = database().await;
+    let mut config = forge::testing::config(db.url());
+    config.job_concurrency = 0;
+    config.shutdown_grace = Duration::from_millis(200);
+    let app = forge::App::new(config)
+        .register(|registry| {
+            registry.cron(
+                def("endless", Schedule::EveryMs(500), 0, None),
+                |_ctx: CronContext| async move {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    Ok(())
+                },
+            );
+        })
+        .start()
+        .await
+        .unwrap();
+    let running = || {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM forge_cron_runs WHERE name = 'endless' AND status = 'running'",
+        )
+        .fetch_one(db.pool())
+    };
+    eventually(Duration::from_secs(5), "a tick starts", || async {
+        (running().await.unwrap() > 0).then_some(())
+    })
+    .await;
+    app.shutdown().await.unwrap();
+
+    let outcomes: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT DISTINCT status, error FROM forge_cron_runs WHERE name = 'endless'")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        outcomes,
+        [(
+            "failed".into(),
+            Some("cut off: its node stopped before the tick finished".into())
+        )]
+    );
+}

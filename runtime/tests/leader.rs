@@ -171,6 +171,16 @@ async fn heartbeats_refresh_nodes_and_the_leader_removes_stale_ones() {
         .execute(db.pool())
         .await
         .unwrap();
+    // A cron tick the ghost was running when it died, and one it finished.
+    sqlx::query(
+        "INSERT INTO forge_cron_runs (name, scheduled_time, node_id, status) \
+         VALUES ('report', now() - interval '2 hours', $1, 'running'), \
+                ('report', now() - interval '3 hours', $1, 'completed')",
+    )
+    .bind(ghost)
+    .execute(db.pool())
+    .await
+    .unwrap();
     let leader = next_leader(db.pool(), None, Duration::from_secs(5)).await.0;
     eventually(Duration::from_secs(3), "the ghost is removed", || async {
         seen(ghost).await.unwrap().is_none().then_some(())
@@ -181,6 +191,23 @@ async fn heartbeats_refresh_nodes_and_the_leader_removes_stale_ones() {
         .await
         .unwrap();
     assert_eq!(daemons, 0);
+    let ticks: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT status, error FROM forge_cron_runs WHERE name = 'report' \
+         ORDER BY scheduled_time",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        ticks,
+        [
+            ("completed".into(), None),
+            (
+                "failed".into(),
+                Some("cut off: its node stopped before the tick finished".into())
+            ),
+        ]
+    );
 
     // A killed follower stops heartbeating and is removed after 4 heartbeats (2s).
     let (follower, survivor) = if a.node_id() == leader {
@@ -212,4 +239,55 @@ async fn heartbeats_refresh_nodes_and_the_leader_removes_stale_ones() {
     )
     .await;
     survivor.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_leader_trims_rows_past_the_retention_period() {
+    let db = TestDatabase::new().await;
+    // A first node lays down the system schema.
+    node(db.url(), |_| {}).await.shutdown().await.unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO forge_webhook_events (name, idempotency_key, received_at, status) VALUES \
+           ('stripe', 'old', now() - interval '8 days', 'completed'), \
+           ('stripe', 'recent', now() - interval '6 days', 'completed'), \
+           ('stripe', 'old-in-flight', now() - interval '8 days', 'processing'); \
+         INSERT INTO forge_cron_runs (name, scheduled_time, status) VALUES \
+           ('daily', now() - interval '9 days', 'completed'), \
+           ('daily', now() - interval '8 days', 'failed'), \
+           ('daily', now() - interval '1 day', 'completed'), \
+           ('monthly', now() - interval '30 days', 'completed'), \
+           ('stuck', now() - interval '9 days', 'running'), \
+           ('stuck', now() - interval '8 days', 'completed');",
+    )
+    .execute(db.pool())
+    .await
+    .unwrap();
+    let a = node(db.url(), |_| {}).await;
+    let keys = || {
+        sqlx::query_scalar::<_, String>(
+            "SELECT idempotency_key FROM forge_webhook_events ORDER BY 1",
+        )
+        .fetch_all(db.pool())
+    };
+    eventually(Duration::from_secs(5), "old keys are trimmed", || async {
+        (keys().await.unwrap().len() == 2).then_some(())
+    })
+    .await;
+    assert_eq!(keys().await.unwrap(), ["old-in-flight", "recent"]);
+    // Each cron keeps its latest run (catch-up starts from it) and ticks still running.
+    let runs: Vec<(String, String)> =
+        sqlx::query_as("SELECT name, status FROM forge_cron_runs ORDER BY name, scheduled_time")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        runs,
+        [
+            ("daily".into(), "completed".into()),
+            ("monthly".into(), "completed".into()),
+            ("stuck".into(), "running".into()),
+            ("stuck".into(), "completed".into()),
+        ]
+    );
+    a.shutdown().await.unwrap();
 }

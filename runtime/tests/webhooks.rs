@@ -174,12 +174,18 @@ impl Fixture {
         }
     }
 
+    /// `body`, correctly signed, to the signed webhook, with idempotency key `key` if any.
+    async fn post_signed(&self, body: &[u8], key: Option<&str>) -> Reply {
+        let signature = sign(body);
+        let mut headers = vec![("X-Signature", &*signature)];
+        headers.extend(key.map(|key| ("Idempotency-Key", key)));
+        self.post("/hooks/signed", body, &headers).await
+    }
+
     /// A correctly signed delivery of `body` with idempotency key `key`.
     async fn deliver(&self, body: &Value, key: &str) -> Reply {
-        let body = serde_json::to_vec(body).unwrap();
-        let signature = sign(&body);
-        let headers = [("X-Signature", &*signature), ("Idempotency-Key", key)];
-        self.post("/hooks/signed", &body, &headers).await
+        self.post_signed(&serde_json::to_vec(body).unwrap(), Some(key))
+            .await
     }
 
     async fn count(&self, sql: &str) -> i64 {
@@ -422,30 +428,13 @@ async fn a_duplicate_waits_for_a_running_delivery_only_so_long() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_bodies_and_keys_are_400_naming_what_is_wrong() {
     let f = start().await;
-    let signed = |body: &[u8]| sign(body);
 
-    let body = br#"{"id": 5}"#;
-    let signature = signed(body);
-    let reply = f
-        .post(
-            "/hooks/signed",
-            body,
-            &[("X-Signature", &signature), ("Idempotency-Key", "a")],
-        )
-        .await;
+    let reply = f.post_signed(br#"{"id": 5}"#, Some("a")).await;
     assert_eq!(reply.status, 400, "{}", reply.body);
     assert_eq!(reply.body["error"]["code"], "VALIDATION_ERROR");
     assert_eq!(reply.body["error"]["details"]["field"], "id");
 
-    let body = b"{\"id\": ";
-    let signature = signed(body);
-    let reply = f
-        .post(
-            "/hooks/signed",
-            body,
-            &[("X-Signature", &signature), ("Idempotency-Key", "a")],
-        )
-        .await;
+    let reply = f.post_signed(b"{\"id\": ", Some("a")).await;
     assert_eq!(reply.status, 400, "{}", reply.body);
     assert!(reply.body["error"]["message"]
         .as_str()
@@ -454,23 +443,12 @@ async fn bad_bodies_and_keys_are_400_naming_what_is_wrong() {
 
     // Over the 1024-byte limit.
     let body = serde_json::to_vec(&json!({"id": "x".repeat(2000)})).unwrap();
-    let signature = signed(&body);
-    let reply = f
-        .post(
-            "/hooks/signed",
-            &body,
-            &[("X-Signature", &signature), ("Idempotency-Key", "a")],
-        )
-        .await;
+    let reply = f.post_signed(&body, Some("a")).await;
     assert_eq!(reply.status, 400, "{}", reply.body);
     assert_eq!(reply.body["error"]["code"], "VALIDATION_ERROR");
 
     // No idempotency key where the webhook declares one.
-    let body = br#"{"id": "evt"}"#;
-    let signature = signed(body);
-    let reply = f
-        .post("/hooks/signed", body, &[("X-Signature", &signature)])
-        .await;
+    let reply = f.post_signed(br#"{"id": "evt"}"#, None).await;
     assert_eq!(reply.status, 400, "{}", reply.body);
     assert_eq!(reply.body["error"]["details"]["field"], "idempotency-key");
 

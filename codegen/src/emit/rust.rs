@@ -131,20 +131,140 @@ use crate::ir::{Handler, Ir, WorkflowContract};
 
 /// The contents of the user's `src/forge_generated.rs`.
 pub fn emit(ir: &Ir) -> String {
+    emit_with(ir, None)
+}
+
+/// [`emit`], reusing the formatted chunks of handlers whose inputs are the same as in the
+/// emission that last filled `cache`, and leaving this emission's chunks in it. Watch mode
+/// calls this: formatting is most of the glue's cost, and a save changes a handler or two.
+pub fn emit_cached(ir: &Ir, cache: &mut Cache) -> String {
+    emit_with(ir, Some(cache))
+}
+
+fn emit_with(ir: &Ir, cache: Option<&mut Cache>) -> String {
     let targets = targets(ir);
+    let with_structs = with_arg_structs(&targets);
+    let old = cache.as_deref();
     // Each chunk is formatted on its own, in parallel: prettyplease lays out the
     // statements of a block and the items of a module independently of one another, so
     // the result is the same as formatting the whole file at once (a test checks it).
+    // That is also why a chunk can be reused: its text depends on its handler alone.
     let registrations: Vec<String> = targets
         .par_iter()
         .enumerate()
-        .map(|(i, target)| format_chunk(Place::Register, i, registration(i, target)))
+        .map(|(i, target)| match old.and_then(|c| c.get(target)) {
+            Some(entry) => entry.registration.clone(),
+            None => format_chunk(Place::Register, i, registration(i, target)),
+        })
         .collect();
-    let arg_structs: Vec<String> = with_arg_structs(&targets)
+    let arg_structs: Vec<String> = with_structs
         .par_iter()
-        .map(|&(i, target, name)| format_chunk(Place::Args, i, arg_struct(i, target, name)))
+        .map(|&(i, target, name)| {
+            match old.and_then(|c| c.get_ok(target)?.arg_struct_text.clone()) {
+                Some(text) => text,
+                None => format_chunk(Place::Args, i, arg_struct(i, target, name)),
+            }
+        })
         .collect();
+    if let Some(cache) = cache {
+        cache.refill(&targets, &registrations, &arg_structs);
+    }
     frame(&registrations, &arg_structs)
+}
+
+/// The formatted chunks of the glue's last emission, by handler.
+///
+/// A handler's chunks (its registration and its argument struct) are a function of the
+/// handler's IR entry, its argument struct's name (numbered across the crate on
+/// collisions) and, for an MCP tool, its input schema (which reaches into the types): an
+/// entry is reused only when all three are equal to those it was formatted from, so
+/// reusing never changes a byte.
+#[derive(Default)]
+pub struct Cache {
+    /// Sorted by [`key`], as the IR sorts handlers.
+    entries: Vec<Entry>,
+}
+
+struct Entry {
+    handler: Handler,
+    arg_struct: Option<String>,
+    input_schema: Option<String>,
+    registration: String,
+    arg_struct_text: Option<String>,
+}
+
+/// What tells handlers apart across emissions.
+fn key(handler: &Handler) -> (&str, &str, &str) {
+    (&handler.name, &handler.module, &handler.function)
+}
+
+impl Cache {
+    fn get(&self, target: &Result<Target, String>) -> Option<&Entry> {
+        // A handler the glue cannot call is a one-line `compile_error!`: not worth keeping.
+        self.get_ok(target.as_ref().ok()?)
+    }
+
+    fn get_ok(&self, target: &Target) -> Option<&Entry> {
+        let at = self.position(target.handler)?;
+        Some(&self.entries[at]).filter(|entry| entry.formats(target))
+    }
+
+    fn position(&self, handler: &Handler) -> Option<usize> {
+        self.entries
+            .binary_search_by(|entry| key(&entry.handler).cmp(&key(handler)))
+            .ok()
+    }
+
+    /// Keeps exactly this emission's chunks, moving entries that were reused rather than
+    /// copying their handlers again.
+    fn refill(
+        &mut self,
+        targets: &[Result<Target, String>],
+        registrations: &[String],
+        arg_structs: &[String],
+    ) {
+        let old = std::mem::take(self);
+        let positions: Vec<Option<usize>> = targets
+            .iter()
+            .map(|target| {
+                let target = target.as_ref().ok()?;
+                old.position(target.handler)
+                    .filter(|&at| old.entries[at].formats(target))
+            })
+            .collect();
+        let mut old_entries: Vec<Option<Entry>> = old.entries.into_iter().map(Some).collect();
+        // `arg_structs` follows the targets that have one, in order.
+        let mut struct_texts = arg_structs.iter();
+        for ((target, registration), at) in targets.iter().zip(registrations).zip(positions) {
+            let Ok(target) = target else {
+                continue;
+            };
+            let arg_struct_text = match target.arg_struct {
+                Some(_) => struct_texts.next().cloned(),
+                None => None,
+            };
+            let reused = at.and_then(|at| old_entries[at].take());
+            self.entries.push(reused.unwrap_or_else(|| Entry {
+                handler: target.handler.clone(),
+                arg_struct: target.arg_struct.clone(),
+                input_schema: target.input_schema.clone(),
+                registration: registration.clone(),
+                arg_struct_text,
+            }));
+        }
+        // The IR keeps handlers sorted; sorting again only guards the binary search.
+        self.entries
+            .sort_by(|a, b| key(&a.handler).cmp(&key(&b.handler)));
+    }
+}
+
+impl Entry {
+    /// Whether this entry was formatted from exactly what `target` holds.
+    fn formats(&self, target: &Target) -> bool {
+        self.handler == *target.handler
+            && self.arg_struct == target.arg_struct
+            && self.input_schema == target.input_schema
+    }
 }
 
 /// The file around the chunks, as prettyplease prints it.
@@ -300,7 +420,12 @@ enum Input {
 
 /// Every handler as a [`Target`], or the message of the `compile_error!` replacing it.
 fn targets(ir: &Ir) -> Vec<Result<Target<'_>, String>> {
-    let mut targets: Vec<_> = ir.handlers.iter().map(|h| target(ir, h)).collect();
+    let mut speller = names::Speller::default();
+    let mut targets: Vec<_> = ir
+        .handlers
+        .iter()
+        .map(|h| target(ir, h, &mut speller))
+        .collect();
     let mut with_structs: Vec<&mut Target> = targets
         .iter_mut()
         .flatten()
@@ -327,7 +452,11 @@ fn with_arg_structs<'t, 'a>(
         .collect()
 }
 
-fn target<'a>(ir: &Ir, handler: &'a Handler) -> Result<Target<'a>, String> {
+fn target<'a>(
+    ir: &Ir,
+    handler: &'a Handler,
+    speller: &mut names::Speller,
+) -> Result<Target<'a>, String> {
     let fail = |why: String| {
         let place = &handler.span;
         format!(
@@ -353,15 +482,17 @@ fn target<'a>(ir: &Ir, handler: &'a Handler) -> Result<Target<'a>, String> {
             ),
         }));
     }
-    let spell = |name: &str| {
-        names::spelling(name).ok_or_else(|| fail(format!("`{name}` is not a Rust identifier")))
+    let mut spell = |name: &str| {
+        speller
+            .spell(name)
+            .ok_or_else(|| fail(format!("`{name}` is not a Rust identifier")))
     };
     let path = handler
         .module
         .split("::")
         .filter(|segment| !segment.is_empty())
         .chain([handler.function.as_str()])
-        .map(spell)
+        .map(&mut spell)
         .collect::<Result<_, _>>()?;
     let args = match def.input() {
         Input::Args => handler

@@ -36,6 +36,9 @@ pub struct Types<'a> {
     parts_left: usize,
     /// The written type being resolved, until it is reported as too large.
     unreported: Option<Span>,
+    /// Every id `type_ref` named, repeats included, when an incremental build records what
+    /// each item uses (`None` otherwise).
+    pub uses: Option<Vec<String>>,
 }
 
 /// Generic parameters in scope, and what alias parameters stand for.
@@ -75,6 +78,7 @@ impl<'a> Types<'a> {
             nesting: 0,
             parts_left: MAX_TYPE_PARTS,
             unreported: None,
+            uses: None,
         }
     }
 
@@ -275,7 +279,10 @@ impl<'a> Types<'a> {
         }
     }
 
-    fn enqueue(&mut self, id: &str) {
+    pub fn enqueue(&mut self, id: &str) {
+        if let Some(uses) = &mut self.uses {
+            uses.push(id.to_owned());
+        }
         if self.queued.insert(id.to_owned()) {
             self.queue.push(id.to_owned());
         }
@@ -287,12 +294,44 @@ impl<'a> Types<'a> {
     }
 
     pub fn build_queued(&mut self) {
+        self.build_queued_with(|_, _| None, |_, _, _| {});
+    }
+
+    /// [`Self::build_queued`], taking each type from `reuse` when it has it (a definition
+    /// with the diagnostics and uses building it gave) and telling `built` about each type
+    /// it built, with the diagnostics and uses recorded in [`Self::uses`].
+    pub fn build_queued_with(
+        &mut self,
+        mut reuse: impl FnMut(&str, &RawType) -> Option<(TypeDef, Vec<Diagnostic>, Vec<String>)>,
+        mut built: impl FnMut(&TypeDef, &[Diagnostic], &[String]),
+    ) {
         while let Some(id) = self.queue.pop() {
-            if let Some(raw) = self.index.type_def(&id) {
-                let def = self.type_def(&id, raw);
+            let Some(raw) = self.index.type_def(&id) else {
+                continue;
+            };
+            if let Some((def, diagnostics, uses)) = reuse(&id, raw) {
+                self.diagnostics.extend(diagnostics);
+                uses.iter().for_each(|used| self.enqueue(used));
                 self.defs.insert(id, def);
+                continue;
             }
+            let (diagnostics, uses) = (self.diagnostics.len(), self.uses_len());
+            let def = self.type_def(&id, raw);
+            built(
+                &def,
+                &self.diagnostics[diagnostics..],
+                self.uses_since(uses),
+            );
+            self.defs.insert(id, def);
         }
+    }
+
+    pub fn uses_len(&self) -> usize {
+        self.uses.as_ref().map_or(0, Vec::len)
+    }
+
+    pub fn uses_since(&self, start: usize) -> &[String] {
+        self.uses.as_ref().map_or(&[], |uses| &uses[start..])
     }
 
     fn type_def(&mut self, id: &str, raw: &RawType) -> TypeDef {

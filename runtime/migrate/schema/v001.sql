@@ -10,9 +10,11 @@
 -- instead of leaving a row no query ever picks up again; every foreign key has an index on
 -- its referencing columns (deletes on the referenced table would otherwise scan).
 --
--- Node ids (forge_nodes.id) appear in forge_jobs.locked_by and forge_workflow_runs.locked_by
--- without a foreign key: work outlives the node that held it (it is reclaimed when its lease
--- expires), and cleaning up a dead node must not touch or block on the work it held.
+-- Node ids (forge_nodes.id) appear in forge_jobs.locked_by, forge_workflow_runs.locked_by
+-- and forge_cron_runs.node_id without a foreign key: work outlives the node that held it (it
+-- is reclaimed when its lease expires), and cleaning up a dead node must not block on the
+-- work it held. The one exception is deliberate: a cron tick is never run again, so removing
+-- a node records the ticks it left `running` as `failed` (runtime/src/node.rs).
 --
 -- Functions run with the search_path they were created with (SET search_path FROM CURRENT),
 -- so a trigger finds forge_change_log whatever the search_path of the session writing to a
@@ -122,8 +124,14 @@ CREATE TABLE forge_cron_runs (
     started_at     timestamptz NOT NULL DEFAULT now(),
     finished_at    timestamptz,
     error          text,
+    -- The node that claimed the tick (null for rows written by hand). When that node is
+    -- removed (clean shutdown or stale), a tick it left `running` is recorded `failed`.
+    node_id        uuid,
     PRIMARY KEY (name, scheduled_time)
 );
+
+CREATE INDEX forge_cron_runs_running_idx ON forge_cron_runs (node_id)
+    WHERE status = 'running';
 
 -- Registered workflow versions. Several versions of one workflow may be registered at once;
 -- new runs pin to the active one.

@@ -1,7 +1,7 @@
 //! Identifiers in the glue: the user's names spelled as Rust, and the argument structs'
 //! names.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use proc_macro2::Ident;
 
@@ -15,6 +15,9 @@ const NEWER_KEYWORDS: &[&str] = &["gen"];
 /// that misnames a handler.
 pub(super) fn spelling(name: &str) -> Option<String> {
     let name = name.strip_prefix("r#").unwrap_or(name);
+    if plain_without_parsing(name) {
+        return Some(name.to_owned());
+    }
     let plain = !NEWER_KEYWORDS.contains(&name) && syn::parse_str::<Ident>(name).is_ok();
     let spelled = if plain {
         name.to_owned()
@@ -22,6 +25,47 @@ pub(super) fn spelling(name: &str) -> Option<String> {
         format!("r#{name}")
     };
     syn::parse_str::<Ident>(&spelled).ok().map(|_| spelled)
+}
+
+/// [`spelling`], remembering the names that need syn's parser: a crate repeats the same
+/// few words (`functions`, `id`, `input`) in thousands of handlers.
+#[derive(Default)]
+pub(super) struct Speller {
+    parsed: HashMap<String, Option<String>>,
+}
+
+impl Speller {
+    pub(super) fn spell(&mut self, name: &str) -> Option<String> {
+        if plain_without_parsing(name.strip_prefix("r#").unwrap_or(name)) {
+            return spelling(name);
+        }
+        if let Some(spelled) = self.parsed.get(name) {
+            return spelled.clone();
+        }
+        let spelled = spelling(name);
+        self.parsed.insert(name.to_owned(), spelled.clone());
+        spelled
+    }
+}
+
+/// Whether `name` is certainly a plain identifier, decided without syn's parser (which
+/// dominates the glue's cost when every chunk is reused): ASCII identifier characters with
+/// a `_`, a digit or an upper-case letter in them. Every keyword, in every edition, is a
+/// word of lower-case letters, except `Self` and `_`.
+fn plain_without_parsing(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    let identifier = bytes
+        .first()
+        .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'_');
+    identifier
+        && name != "_"
+        && name != "Self"
+        && bytes
+            .iter()
+            .any(|b| *b == b'_' || b.is_ascii_digit() || b.is_ascii_uppercase())
 }
 
 /// One struct name per entry of `handler_names`, in order: the PascalCase of the handler's
@@ -98,6 +142,29 @@ mod tests {
             "self", "Self", "super", "crate", "_", "", "2fa", "a-b", "a b", "r#",
         ] {
             assert_eq!(spelling(unspellable), None, "{unspellable:?}");
+        }
+    }
+
+    #[test]
+    fn names_spelled_without_parsing_are_identifiers_syn_accepts() {
+        for name in [
+            "list_items_0",
+            "A0",
+            "getHTTP",
+            "_x",
+            "__",
+            "Self_",
+            "r2d2",
+            "type_",
+            "async_",
+        ] {
+            assert!(plain_without_parsing(name), "{name}");
+            assert!(syn::parse_str::<Ident>(name).is_ok(), "{name}");
+        }
+        for name in [
+            "Self", "_", "self", "type", "gen", "limit", "café", "", "2fa", "a-b",
+        ] {
+            assert!(!plain_without_parsing(name), "{name}");
         }
     }
 
