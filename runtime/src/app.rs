@@ -136,6 +136,10 @@ impl App {
             node_id,
             shutdown: CancellationToken::new(),
             calls: TaskTracker::new(),
+            #[cfg(any(feature = "jobs", feature = "realtime"))]
+            listener: crate::listener::Listener::new(),
+            #[cfg(feature = "realtime")]
+            realtime: Default::default(),
         });
 
         let mut subsystems = JoinSet::new();
@@ -152,6 +156,10 @@ impl App {
         }
         #[cfg(feature = "jobs")]
         subsystems.spawn(crate::jobs::work(shared.clone()));
+        #[cfg(feature = "realtime")]
+        crate::realtime::spawn(&shared, &mut subsystems);
+        #[cfg(any(feature = "jobs", feature = "realtime"))]
+        subsystems.spawn(listen(&shared));
         Ok(Running {
             shared,
             #[cfg(feature = "gateway")]
@@ -215,6 +223,29 @@ impl Running {
         self.subsystems.abort_all();
         while self.subsystems.join_next().await.is_some() {}
     }
+}
+
+/// The node's shared LISTEN connection, on the channels of the subsystems it runs; started
+/// after they subscribed to it.
+#[cfg(any(feature = "jobs", feature = "realtime"))]
+fn listen(shared: &Arc<Shared>) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let channels = [
+        #[cfg(feature = "jobs")]
+        crate::jobs::CHANNEL,
+        #[cfg(feature = "realtime")]
+        crate::realtime::CHANNEL,
+    ]
+    .to_vec();
+    let options = (*shared.primary.connect_options())
+        .clone()
+        .application_name(&format!(
+            "forge listener {}",
+            &shared.node_id.to_string()[..8]
+        ));
+    shared
+        .listener
+        .clone()
+        .run(options, channels, shared.shutdown.clone())
 }
 
 /// Says which registered handlers this node will not run because their subsystem's feature

@@ -46,6 +46,12 @@ pub struct Config {
     pub leader_lease: Duration,
     /// `FORGE_HEARTBEAT`: how often a node says it is alive (default 5s).
     pub heartbeat: Duration,
+    /// `FORGE_LIVE_MAX_SESSIONS_PER_USER`: live-query sessions (`/_api/events` streams) one
+    /// user may hold open on one node (default 16).
+    pub live_max_sessions_per_user: usize,
+    /// `FORGE_LIVE_MAX_SUBSCRIPTIONS_PER_USER`: live subscriptions one user may hold on one
+    /// node, and one session of an anonymous caller (default 256).
+    pub live_max_subscriptions_per_user: usize,
     /// `FORGE_RETENTION`: how long forge keeps webhook idempotency keys and finished cron
     /// runs before the leader trims them (default 7d).
     pub retention: Duration,
@@ -128,6 +134,9 @@ impl Config {
             poll_interval: duration("FORGE_POLL_INTERVAL", Duration::from_secs(1))?,
             leader_lease: duration("FORGE_LEADER_LEASE", Duration::from_secs(15))?,
             heartbeat: duration("FORGE_HEARTBEAT", Duration::from_secs(5))?,
+            live_max_sessions_per_user: number("FORGE_LIVE_MAX_SESSIONS_PER_USER", 16)? as usize,
+            live_max_subscriptions_per_user: number("FORGE_LIVE_MAX_SUBSCRIPTIONS_PER_USER", 256)?
+                as usize,
             retention: duration("FORGE_RETENTION", Duration::from_secs(7 * 24 * 3600))?,
         })
     }

@@ -6,7 +6,8 @@
 //!
 //! Features: `gateway` (HTTP: RPC, health, admin), `jobs` (the job worker), `workflows`
 //! (executing workflow runs on the job worker), `cron` and `daemons` (with leader
-//! election), all on by default; `test-support` adds
+//! election), `realtime` (live queries over server-sent events), all on by default;
+//! `test-support` adds
 //! `forge::testing` (and the gateway, which its client calls). Handlers of every kind
 //! register whatever the features; a node runs those its features serve and says at start
 //! which it will not run.
@@ -51,6 +52,11 @@ mod gateway;
 mod jobs;
 #[cfg(any(feature = "cron", feature = "daemons"))]
 mod leader;
+// The one LISTEN connection, shared by the job worker and live queries.
+#[cfg(any(feature = "jobs", feature = "realtime"))]
+mod listener;
+#[cfg(feature = "realtime")]
+mod realtime;
 // Trimming runs on the leader, so a cluster trims when some node has `cron` or `daemons`.
 #[cfg(any(feature = "cron", feature = "daemons"))]
 mod retention;

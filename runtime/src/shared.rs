@@ -16,6 +16,12 @@ pub(crate) struct Shared {
     /// The token verifier and the read replicas, with the gateway.
     #[cfg(feature = "gateway")]
     pub gateway: crate::gateway::Gateway,
+    /// The node's one LISTEN connection (job wake-ups, row changes).
+    #[cfg(any(feature = "jobs", feature = "realtime"))]
+    pub listener: crate::listener::Listener,
+    /// Live-query sessions and subscription groups.
+    #[cfg(feature = "realtime")]
+    pub realtime: crate::realtime::Hub,
     /// This process's row in `forge_nodes`.
     pub node_id: Uuid,
     /// Cancelled when the node starts shutting down.

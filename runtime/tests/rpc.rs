@@ -309,3 +309,129 @@ async fn health_and_readiness() {
     assert_eq!(get("/_api/ready").await.unwrap().status(), 200);
     f.node.shutdown().await.unwrap();
 }
+
+/// Reads the next server-sent event of `stream`: its name and its data.
+async fn next_event(stream: &mut reqwest::Response, buffer: &mut String) -> (String, Value) {
+    loop {
+        if let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let field = |name: &str| {
+                block
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(|v| v.trim().to_owned())
+            };
+            // Keep-alive comments have no data.
+            if let (Some(event), Some(data)) = (field("event:"), field("data:")) {
+                return (event, serde_json::from_str(&data).unwrap());
+            }
+            continue;
+        }
+        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.chunk())
+            .await
+            .expect("an event within 10 s")
+            .unwrap()
+            .expect("the stream is open");
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn live_sessions_and_subscriptions_are_checked_and_limited_per_user() {
+    let db = TestDatabase::new().await;
+    let mut config = config(db.url());
+    config.job_concurrency = 0;
+    config.live_max_sessions_per_user = 1;
+    config.live_max_subscriptions_per_user = 1;
+    let node = App::new(config).register(register).start().await.unwrap();
+    let base = format!("http://{}", node.addr());
+    let http = reqwest::Client::new();
+    let user = Uuid::new_v4();
+    let bearer = format!("Bearer {}", token(user, None, &[]));
+
+    let mut events = http
+        .get(format!("{base}/_api/events"))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), 200);
+    let mut buffer = String::new();
+    let (event, session) = next_event(&mut events, &mut buffer).await;
+    assert_eq!(event, "connected");
+    let second = http
+        .get(format!("{base}/_api/events"))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.status(), 429);
+    let refused: Value = second.json().await.unwrap();
+    assert_eq!(refused["error"]["code"], "RATE_LIMITED");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("FORGE_LIVE_MAX_SESSIONS_PER_USER"),
+        "{message}"
+    );
+
+    let subscribe = |id: &str, function: &str, secret: &Value, auth: Option<&str>| {
+        let mut request = http.post(format!("{base}/_api/subscribe")).json(&json!({
+            "session_id": session["session_id"], "session_secret": secret,
+            "subscription_id": id, "function": function, "args": {},
+        }));
+        if let Some(auth) = auth {
+            request = request.header("authorization", auth);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            (
+                response.status().as_u16(),
+                response.json::<Value>().await.unwrap(),
+            )
+        }
+    };
+    let secret = &session["session_secret"];
+    // A private query runs as the subscriber; its first result arrives on the stream.
+    let (status, _) = subscribe("1", "whoami", secret, Some(&bearer)).await;
+    assert_eq!(status, 200);
+    let (event, update) = next_event(&mut events, &mut buffer).await;
+    assert_eq!(event, "update");
+    assert_eq!(update["subscription_id"], "1");
+    assert_eq!(update["data"]["user"], json!(user));
+
+    let (status, refused) = subscribe("2", "hello", secret, Some(&bearer)).await;
+    assert_eq!(status, 429, "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("FORGE_LIVE_MAX_SUBSCRIPTIONS_PER_USER"),
+        "{message}"
+    );
+    let (status, _) = subscribe("2", "hello", &json!("wrong"), Some(&bearer)).await;
+    assert_eq!(status, 404, "a wrong session secret");
+    let (status, _) = subscribe("2", "whoami", secret, None).await;
+    assert_eq!(status, 401, "a private query needs a token");
+    let (status, _) = subscribe("2", "no_such_query", secret, Some(&bearer)).await;
+    assert_eq!(status, 404);
+
+    let unsubscribed: Value = http
+        .post(format!("{base}/_api/unsubscribe"))
+        .json(&json!({
+            "session_id": session["session_id"], "session_secret": secret,
+            "subscription_id": "1",
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(unsubscribed["data"], true);
+    let (status, _) = subscribe("2", "hello", secret, Some(&bearer)).await;
+    assert_eq!(status, 200, "room again after unsubscribing");
+    let (event, update) = next_event(&mut events, &mut buffer).await;
+    assert_eq!(
+        (event.as_str(), &update["subscription_id"]),
+        ("update", &json!("2"))
+    );
+    node.shutdown().await.unwrap();
+}

@@ -6,8 +6,8 @@ mod admin;
 mod admin_cron;
 mod admin_jobs;
 mod admin_workflows;
-mod auth;
-mod call;
+pub(crate) mod auth;
+pub(crate) mod call;
 mod envelope;
 mod health;
 mod mcp;
@@ -93,12 +93,15 @@ pub(crate) async fn serve(shared: &Arc<Shared>, tasks: &mut JoinSet<()>) -> Resu
 
 fn router(shared: Arc<Shared>) -> Router {
     let webhooks = shared.gateway.webhooks.clone();
-    Router::new()
+    let router = Router::new()
         .route("/_api/rpc/{name}", post(rpc::call))
         .route("/_api/mcp", post(mcp::post))
         .route("/_api/health", get(health::health))
         .route("/_api/ready", get(health::ready))
-        .nest("/_api/admin", admin::router())
+        .nest("/_api/admin", admin::router());
+    #[cfg(feature = "realtime")]
+    let router = router.merge(crate::realtime::router());
+    router
         .fallback(move |state, request| webhook::serve(webhooks.clone(), state, request))
         .layer(axum::extract::DefaultBodyLimit::max(
             shared.config.body_limit,

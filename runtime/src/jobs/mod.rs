@@ -12,4 +12,4 @@
 mod run;
 mod worker;
 
-pub(crate) use worker::work;
+pub(crate) use worker::{work, CHANNEL};

@@ -11,18 +11,19 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::{PgListener, PgPoolOptions};
+use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::Notify;
 use tokio::task::{Id, JoinError, JoinSet};
 use tokio::time::MissedTickBehavior;
 use uuid::Uuid;
 
 use super::run::{self, Claimed};
+use crate::listener::Heard;
 use crate::shared::Shared;
 use crate::Result;
 
 /// The channel the `forge_jobs` triggers notify.
-const CHANNEL: &str = "forge_jobs_available";
+pub(crate) const CHANNEL: &str = "forge_jobs_available";
 
 /// Claims a batch of up to `$3` due jobs of queue `$1` with one of the names `$2` for node
 /// `$4`, leased for `$5` ms. The inner query's filter and order are those of the partial
@@ -324,62 +325,23 @@ async fn drain(shared: &Shared, mut running: JoinSet<()>, mut claims: HashMap<Id
     }
 }
 
-/// Listens for `forge_jobs_available` and wakes the worker for the queues it serves (and
-/// [`crate::workflow::WAKE`] when it executes workflow runs). On a
-/// lost connection it reconnects, and wakes the worker in case a notification was missed;
-/// meanwhile the worker keeps polling.
+/// Wakes the worker on `forge_jobs_available` for the queues it serves (and
+/// [`crate::workflow::WAKE`] when it executes workflow runs), heard on the node's shared
+/// listener; and whenever the listener (re)connects or this falls behind, in case a
+/// notification was missed. Meanwhile the worker keeps polling.
 async fn listen(shared: Arc<Shared>, queues: Vec<String>, wake: Arc<Notify>) {
-    // A connection of its own, outside the primary pool: LISTEN holds it for the node's
-    // lifetime, and it must not take a slot from handlers and jobs.
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .min_connections(0)
-        .max_lifetime(None)
-        .idle_timeout(None)
-        .connect_lazy_with((*shared.primary.connect_options()).clone());
-    let retry = shared
-        .config
-        .poll_interval
-        .clamp(Duration::from_millis(100), Duration::from_secs(5));
+    let mut heard = shared.listener.subscribe();
     loop {
-        let mut listener = match subscribe(&pool).await {
-            Ok(listener) => listener,
-            Err(error) => {
-                tracing::warn!(%error, ?retry, "cannot LISTEN for new jobs; polling until it works");
-                tokio::time::sleep(retry).await;
-                continue;
-            }
-        };
-        // Jobs that became due before LISTEN took effect notified nobody.
-        wake.notify_one();
-        loop {
-            match listener.try_recv().await {
-                Ok(Some(notification)) => {
-                    if queues.iter().any(|q| q == notification.payload()) {
-                        wake.notify_one();
-                    }
-                }
-                // The connection dropped and was re-established: notifications sent in
-                // between are lost.
-                Ok(None) => {
-                    tracing::warn!("the job listener reconnected");
+        match heard.recv().await {
+            Ok(Heard::Notification { channel, payload }) => {
+                if &*channel == CHANNEL && queues.iter().any(|q| **q == *payload) {
                     wake.notify_one();
                 }
-                Err(error) => {
-                    tracing::warn!(%error, "the job listener lost its connection");
-                    wake.notify_one();
-                    break;
-                }
             }
+            Ok(Heard::Connected) | Err(RecvError::Lagged(_)) => wake.notify_one(),
+            Err(RecvError::Closed) => return,
         }
-        tokio::time::sleep(retry).await;
     }
-}
-
-async fn subscribe(pool: &sqlx::PgPool) -> Result<PgListener> {
-    let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(CHANNEL).await?;
-    Ok(listener)
 }
 
 pub(super) fn millis(duration: Duration) -> i64 {

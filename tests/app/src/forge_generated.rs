@@ -5,6 +5,23 @@ pub fn register(registry: &mut forge::Registry) {
     forge::Registry::mutation(
         registry,
         forge::registry::MutationDef {
+            name: "add_item",
+            module: "live",
+            transactional: true,
+            public: true,
+            timeout_ms: None,
+            tables_written: &["items"],
+        },
+        |ctx, args| async move {
+            use crate::live::add_item as handler;
+            use args::AddItem as Args;
+            let args @ Args { .. } = forge::registry::decode_args(args)?;
+            handler(&ctx, args.list, args.name).await
+        },
+    );
+    forge::Registry::mutation(
+        registry,
+        forge::registry::MutationDef {
             name: "add_note",
             module: "notes",
             transactional: true,
@@ -61,6 +78,24 @@ pub fn register(registry: &mut forge::Registry) {
     forge::Registry::query(
         registry,
         forge::registry::QueryDef {
+            name: "list_items",
+            module: "live",
+            public: true,
+            unscoped: false,
+            cache_ms: None,
+            timeout_ms: None,
+            tables_read: &["items"],
+        },
+        |ctx, args| async move {
+            use crate::live::list_items as handler;
+            use args::ListItems as Args;
+            let args @ Args { .. } = forge::registry::decode_args(args)?;
+            handler(&ctx, args.list).await
+        },
+    );
+    forge::Registry::query(
+        registry,
+        forge::registry::QueryDef {
             name: "my_notes",
             module: "notes",
             public: false,
@@ -109,6 +144,23 @@ pub fn register(registry: &mut forge::Registry) {
             use args::Ping as Args;
             let args @ Args { .. } = forge::registry::decode_args(args)?;
             handler(&ctx, args.message).await
+        },
+    );
+    forge::Registry::mutation(
+        registry,
+        forge::registry::MutationDef {
+            name: "rename_item",
+            module: "live",
+            transactional: true,
+            public: true,
+            timeout_ms: None,
+            tables_written: &["items"],
+        },
+        |ctx, args| async move {
+            use crate::live::rename_item as handler;
+            use args::RenameItem as Args;
+            let args @ Args { .. } = forge::registry::decode_args(args)?;
+            handler(&ctx, args.id, args.name).await
         },
     );
     forge::Registry::daemon(
@@ -179,6 +231,41 @@ pub fn register(registry: &mut forge::Registry) {
             handler(&ctx, args.marker).await
         },
     );
+    forge::Registry::mutation(
+        registry,
+        forge::registry::MutationDef {
+            name: "tag_item",
+            module: "live",
+            transactional: true,
+            public: true,
+            timeout_ms: None,
+            tables_written: &["tags"],
+        },
+        |ctx, args| async move {
+            use crate::live::tag_item as handler;
+            use args::TagItem as Args;
+            let args @ Args { .. } = forge::registry::decode_args(args)?;
+            handler(&ctx, args.id, args.tag).await
+        },
+    );
+    forge::Registry::query(
+        registry,
+        forge::registry::QueryDef {
+            name: "tagged_items",
+            module: "live",
+            public: true,
+            unscoped: false,
+            cache_ms: None,
+            timeout_ms: None,
+            tables_read: &["items", "tags"],
+        },
+        |ctx, args| async move {
+            use crate::live::tagged_items as handler;
+            use args::TaggedItems as Args;
+            let args @ Args { .. } = forge::registry::decode_args(args)?;
+            handler(&ctx, args.list).await
+        },
+    );
     forge::Registry::cron(
         registry,
         forge::registry::CronDef {
@@ -200,13 +287,30 @@ pub fn register(registry: &mut forge::Registry) {
 mod args {
     #[derive(forge::serde::Deserialize)]
     #[serde(crate = "forge::serde", deny_unknown_fields)]
+    pub(super) struct AddItem<A0, A1> {
+        pub(super) list: A0,
+        pub(super) name: A1,
+    }
+    #[derive(forge::serde::Deserialize)]
+    #[serde(crate = "forge::serde", deny_unknown_fields)]
     pub(super) struct AddNote<A0> {
         pub(super) text: A0,
     }
     #[derive(forge::serde::Deserialize)]
     #[serde(crate = "forge::serde", deny_unknown_fields)]
+    pub(super) struct ListItems<A0> {
+        pub(super) list: A0,
+    }
+    #[derive(forge::serde::Deserialize)]
+    #[serde(crate = "forge::serde", deny_unknown_fields)]
     pub(super) struct Ping<A0> {
         pub(super) message: A0,
+    }
+    #[derive(forge::serde::Deserialize)]
+    #[serde(crate = "forge::serde", deny_unknown_fields)]
+    pub(super) struct RenameItem<A0, A1> {
+        pub(super) id: A0,
+        pub(super) name: A1,
     }
     #[derive(forge::serde::Deserialize)]
     #[serde(crate = "forge::serde", deny_unknown_fields)]
@@ -218,5 +322,16 @@ mod args {
     #[serde(crate = "forge::serde", deny_unknown_fields)]
     pub(super) struct StartSlow<A0> {
         pub(super) marker: A0,
+    }
+    #[derive(forge::serde::Deserialize)]
+    #[serde(crate = "forge::serde", deny_unknown_fields)]
+    pub(super) struct TagItem<A0, A1> {
+        pub(super) id: A0,
+        pub(super) tag: A1,
+    }
+    #[derive(forge::serde::Deserialize)]
+    #[serde(crate = "forge::serde", deny_unknown_fields)]
+    pub(super) struct TaggedItems<A0> {
+        pub(super) list: A0,
     }
 }

@@ -1,6 +1,7 @@
 mod cluster;
 mod forge_generated;
 mod journeys;
+mod live;
 mod notes;
 
 #[tokio::main]

@@ -1,8 +1,10 @@
 //! The test app's real binary, with its generated glue, served against a real database and
 //! called through its generated TypeScript client in Node.
 
+use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 mod support;
@@ -12,8 +14,14 @@ use forge::testing::{token, TestDatabase};
 use forge_tests::typescript;
 use support::{app_dir, Server, NOTES_WEBHOOK_SECRET};
 
-/// Compiles the generated client with `client.test.ts` and returns the directory to run it in.
+/// Compiles the generated client with `client.test.ts` and `live.test.ts` once per test
+/// process (the tests run in parallel) and returns the directory to run them in.
 fn compile_client() -> PathBuf {
+    static COMPILED: OnceLock<PathBuf> = OnceLock::new();
+    COMPILED.get_or_init(compile).clone()
+}
+
+fn compile() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("app_client");
     let _ = std::fs::remove_dir_all(&dir);
     let forge_dir = dir.join("forge");
@@ -25,9 +33,11 @@ fn compile_client() -> PathBuf {
         std::fs::copy(&path, &target).expect("copy a generated file");
         files.push(target);
     }
-    let test = dir.join("client.test.ts");
-    std::fs::copy(app_dir().join("tests/client.test.ts"), &test).expect("copy client.test.ts");
-    files.push(test);
+    for test in ["client.test.ts", "live.test.ts"] {
+        let target = dir.join(test);
+        std::fs::copy(app_dir().join("tests").join(test), &target).expect("copy a test script");
+        files.push(target);
+    }
     let out = dir.join("out");
     let paths: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
     typescript::compile(&dir, &paths, &out);
@@ -100,6 +110,75 @@ async fn the_generated_client_talks_to_the_served_app() {
         .await
         .expect("count nodes");
     assert_eq!(nodes, 0, "a node removes itself when it stops cleanly");
+}
+
+/// Kills every node's LISTEN connection, as a network failure or a database restart would;
+/// returns how many it killed.
+async fn kill_listeners(db: &TestDatabase) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name LIKE 'forge listener %') k",
+    )
+    .fetch_one(db.pool())
+    .await
+    .expect("terminate the listeners")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn live_queries_reach_subscribers_on_every_node() {
+    let db = TestDatabase::new().await;
+    let out = tokio::task::spawn_blocking(compile_client);
+    let a = Server::start(db.url(), &[]).await;
+    let b = Server::start(db.url(), &[]).await;
+    let out = out.await.expect("compile the client");
+
+    let mut node = Command::new("node")
+        .arg("live.test.js")
+        .current_dir(&out)
+        .env("FORGE_URL_A", &a.url)
+        .env("FORGE_URL_B", &b.url)
+        .env("ALICE_TOKEN", token(Uuid::new_v4(), None, &[]))
+        .env("BOB_TOKEN", token(Uuid::new_v4(), None, &[]))
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run node");
+    let stdout = node.stdout.take().expect("node's stdout");
+    let (lines, phases) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout)
+            .lines()
+            .map_while(std::result::Result::ok)
+        {
+            println!("node: {line}");
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut killing, mut killed) = (false, 0);
+    let status = loop {
+        if let Some(status) = node.try_wait().expect("wait for node") {
+            break status;
+        }
+        while let Ok(line) = phases.try_recv() {
+            killing = match line.as_str() {
+                "phase:kill" => true,
+                "phase:kill-done" => false,
+                _ => killing,
+            };
+        }
+        if killing {
+            killed += kill_listeners(&db).await;
+        }
+        if Instant::now() > deadline {
+            let _ = node.kill();
+            panic!("live.test.js did not finish within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert!(status.success(), "node live.test.js failed: {status}");
+    assert!(killed > 0, "no LISTEN connection was killed");
 }
 
 #[test]

@@ -39,10 +39,52 @@ pub(super) fn write_api(
         call.write_function(&mut functions, &mut writer)?;
         call.write_map_entry(map)?;
     }
-    write_imports(out, &writer, names, !functions.is_empty())?;
+    let any_query = !queries.is_empty();
+    write_imports(out, &writer, names, !functions.is_empty(), any_query)?;
     out.write_str(&functions)?;
     write_map(out, "Queries", "query", &queries)?;
-    write_map(out, "Mutations", "mutation", &mutations)
+    write_map(out, "Mutations", "mutation", &mutations)?;
+    if any_query {
+        // Claimed after the handlers, so a query named `subscribe` keeps its name.
+        let subscribe = namer.claim("subscribe".to_owned());
+        let live = namer.claim("live".to_owned());
+        write_live(out, &subscribe, &live)?;
+    }
+    Ok(())
+}
+
+/// The typed entry points of live queries: `subscribe(client, "name", args, onData,
+/// onError)` and the store `live(client, "name", args)`.
+fn write_live(out: &mut String, subscribe: &str, live: &str) -> fmt::Result {
+    const LIVE: &str = r#"
+/**
+ * Keeps a query's result current: `onData` receives the first result and then every
+ * changed one. Returns the function that ends the subscription.
+ */
+export function SUBSCRIBE<K extends keyof Queries>(
+  client: ForgeClient,
+  query: K,
+  args: Queries[K]["args"],
+  onData: (data: Queries[K]["result"]) => void,
+  onError?: (error: ForgeError) => void,
+): Unsubscribe {
+  return client.subscribe<Queries[K]["result"]>(query, args, onData, onError);
+}
+
+/** A query's live result as a store (Svelte's `$store` reads it). */
+export function LIVE<K extends keyof Queries>(
+  client: ForgeClient,
+  query: K,
+  args: Queries[K]["args"],
+): Readable<LiveState<Queries[K]["result"]>> {
+  return client.live<Queries[K]["result"]>(query, args);
+}
+"#;
+    out.write_str(
+        &LIVE
+            .replace("SUBSCRIBE<", &format!("{subscribe}<"))
+            .replace("LIVE<", &format!("{live}<")),
+    )
 }
 
 /// Only what is used: unused imports fail builds with `noUnusedLocals`.
@@ -51,8 +93,13 @@ fn write_imports(
     writer: &TypeWriter,
     names: &TypeNames,
     any_function: bool,
+    any_query: bool,
 ) -> fmt::Result {
-    if any_function {
+    if any_query {
+        out.write_str(
+            "import type {\n  CallOptions,\n  ForgeClient,\n  ForgeError,\n  LiveState,\n  Readable,\n  Unsubscribe,\n} from \"./client.js\";\n",
+        )?;
+    } else if any_function {
         out.write_str("import type { CallOptions, ForgeClient } from \"./client.js\";\n")?;
     }
     let used: BTreeSet<&str> = writer.used().map(|index| names.name(index)).collect();

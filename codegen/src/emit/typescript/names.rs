@@ -15,11 +15,14 @@ const FIXED: &[&str] = &[
     "ForgeClient",
     "ForgeError",
     "ForgeErrorCode",
+    "LiveState",
     "Mutations",
     "Partial",
     "Promise",
     "Queries",
+    "Readable",
     "Record",
+    "Unsubscribe",
     "createClient",
 ];
 

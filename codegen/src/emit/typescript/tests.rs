@@ -858,6 +858,8 @@ fn generated_names_never_clash() {
             scalar(Scalar::Unit),
         ),
         handler(Kind::Query, "2fa_status", Vec::new(), scalar(Scalar::Bool)),
+        // The handler keeps the name; the generic live-query entry point yields.
+        handler(Kind::Query, "subscribe", Vec::new(), scalar(Scalar::Bool)),
     ];
     let ir = ir(types, handlers);
     assert_snapshot!(format!(

@@ -11,6 +11,18 @@ export interface Journey {
   work_ms: number;
 }
 
+/** An item of a list. */
+export interface Item {
+  id: number;
+  name: string;
+}
+
+/** An item with one of its tags. */
+export interface TaggedItem {
+  name: string;
+  tag: string;
+}
+
 /** Input of `index_note`. */
 export interface IndexNote {
   note_id: number;

@@ -227,6 +227,20 @@ pub struct Journey {
     pub work_ms: i32,
 }
 
+/// An item of a list.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Item {
+    pub id: i64,
+    pub name: String,
+}
+
+/// An item with one of its tags.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TaggedItem {
+    pub name: String,
+    pub tag: String,
+}
+
 /// Input of `index_note`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct IndexNote {
@@ -257,6 +271,17 @@ pub struct Pong {
     pub caller: Option<String>,
 }
 
+/// Adds an item to a list.
+pub async fn add_item(client: &Client, list: String, name: String) -> Result<i64, ForgeError> {
+    #[derive(serde::Serialize)]
+    struct Args {
+        list: String,
+        name: String,
+    }
+    let args = Args { list, name };
+    client.call("add_item", &args).await
+}
+
 /// Adds a note for the caller and has it indexed in the background.
 pub async fn add_note(client: &Client, text: String) -> Result<i64, ForgeError> {
     #[derive(serde::Serialize)]
@@ -265,6 +290,16 @@ pub async fn add_note(client: &Client, text: String) -> Result<i64, ForgeError> 
     }
     let args = Args { text };
     client.call("add_note", &args).await
+}
+
+/// The items of a list, oldest first.
+pub async fn list_items(client: &Client, list: String) -> Result<Vec<Item>, ForgeError> {
+    #[derive(serde::Serialize)]
+    struct Args {
+        list: String,
+    }
+    let args = Args { list };
+    client.call("list_items", &args).await
 }
 
 /// The caller's notes, oldest first.
@@ -280,6 +315,17 @@ pub async fn ping(client: &Client, message: String) -> Result<Pong, ForgeError> 
     }
     let args = Args { message };
     client.call("ping", &args).await
+}
+
+/// Renames an item.
+pub async fn rename_item(client: &Client, id: i64, name: String) -> Result<(), ForgeError> {
+    #[derive(serde::Serialize)]
+    struct Args {
+        id: i64,
+        name: String,
+    }
+    let args = Args { id, name };
+    client.call("rename_item", &args).await
 }
 
 /// Starts a `journey` run and returns its id.
@@ -307,6 +353,42 @@ pub async fn start_slow(client: &Client, marker: String) -> Result<String, Forge
     client.call("start_slow", &args).await
 }
 
+/// Tags an item.
+pub async fn tag_item(client: &Client, id: i64, tag: String) -> Result<(), ForgeError> {
+    #[derive(serde::Serialize)]
+    struct Args {
+        id: i64,
+        tag: String,
+    }
+    let args = Args { id, tag };
+    client.call("tag_item", &args).await
+}
+
+/// Every tag of every item of a list.
+pub async fn tagged_items(client: &Client, list: String) -> Result<Vec<TaggedItem>, ForgeError> {
+    #[derive(serde::Serialize)]
+    struct Args {
+        list: String,
+    }
+    let args = Args { list };
+    client.call("tagged_items", &args).await
+}
+
+/// The items of a list, oldest first.
+///
+/// Runs [`list_items`] in a resource, with the [`Client`] from [`use_client`], and
+/// again whenever a signal passed as an argument changes.
+pub fn use_list_items(
+    list: impl dioxus::prelude::Readable<Target = String> + 'static,
+) -> dioxus::prelude::Resource<Result<Vec<Item>, ForgeError>> {
+    let client = use_client();
+    dioxus::prelude::use_resource(move || {
+        let client = client.clone();
+        let list = dioxus::prelude::ReadableExt::cloned(&list);
+        async move { list_items(&client, list).await }
+    })
+}
+
 /// The caller's notes, oldest first.
 ///
 /// Runs [`my_notes`] in a resource, with the [`Client`] from [`use_client`], and
@@ -331,5 +413,20 @@ pub fn use_ping(
         let client = client.clone();
         let message = dioxus::prelude::ReadableExt::cloned(&message);
         async move { ping(&client, message).await }
+    })
+}
+
+/// Every tag of every item of a list.
+///
+/// Runs [`tagged_items`] in a resource, with the [`Client`] from [`use_client`], and
+/// again whenever a signal passed as an argument changes.
+pub fn use_tagged_items(
+    list: impl dioxus::prelude::Readable<Target = String> + 'static,
+) -> dioxus::prelude::Resource<Result<Vec<TaggedItem>, ForgeError>> {
+    let client = use_client();
+    dioxus::prelude::use_resource(move || {
+        let client = client.clone();
+        let list = dioxus::prelude::ReadableExt::cloned(&list);
+        async move { tagged_items(&client, list).await }
     })
 }

@@ -1,0 +1,193 @@
+//! The live-query endpoints: `GET /_api/events`, `POST /_api/subscribe`,
+//! `POST /_api/unsubscribe` (DESIGN, "Runtime wire protocol").
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::{Push, Subscribe};
+use crate::gateway::auth::authenticate;
+use crate::gateway::{RequestId, Response};
+use crate::shared::Shared;
+use crate::{Error, Result};
+
+/// Comments that keep proxies from closing an idle stream.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+pub(crate) fn router() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/_api/events", get(events))
+        .route("/_api/subscribe", post(subscribe))
+        .route("/_api/unsubscribe", post(unsubscribe))
+}
+
+/// Ends the session when the stream is dropped: the client went away or the node stops.
+struct Open {
+    shared: Arc<Shared>,
+    session_id: Uuid,
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.shared.realtime.close(self.session_id);
+    }
+}
+
+/// Opens a session. A bearer token is optional; with a valid one the session counts
+/// against that user's limit.
+async fn events(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> axum::response::Response {
+    let user = match authenticate(&shared, &headers, true) {
+        Ok(auth) => auth.map(|auth| auth.user_id),
+        Err(error) => return error_response(&headers, error),
+    };
+    let (session_id, secret, mut receiver) = match shared
+        .realtime
+        .open(user, shared.config.live_max_sessions_per_user)
+    {
+        Ok(opened) => opened,
+        Err(error) => return error_response(&headers, error),
+    };
+    let open = Open {
+        shared: shared.clone(),
+        session_id,
+    };
+    let stop = shared.shutdown.clone();
+    let stream = async_stream::stream! {
+        let _open = open;
+        let connected = json!({ "session_id": session_id, "session_secret": secret });
+        yield Ok::<Event, Infallible>(Event::default().event("connected").data(connected.to_string()));
+        loop {
+            let push = tokio::select! {
+                () = stop.cancelled() => break,
+                push = receiver.recv() => push,
+            };
+            let Some(push) = push else { break };
+            let event = match push {
+                Push::Update { subscription_id, data } => Event::default()
+                    .event("update")
+                    .data(json!({ "subscription_id": &*subscription_id, "data": &*data }).to_string()),
+                Push::Error { subscription_id, error } => Event::default()
+                    .event("error")
+                    .data(json!({ "subscription_id": &*subscription_id, "error": error }).to_string()),
+            };
+            yield Ok(event);
+        }
+    };
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+        .into_response()
+}
+
+fn error_response(headers: &HeaderMap, error: Error) -> axum::response::Response {
+    Response {
+        request_id: RequestId::from_headers(headers),
+        result: Err(error),
+    }
+    .into_response()
+}
+
+#[derive(Deserialize)]
+struct SubscribeBody {
+    session_id: Uuid,
+    session_secret: String,
+    subscription_id: String,
+    function: String,
+    #[serde(default)]
+    args: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct UnsubscribeBody {
+    session_id: Uuid,
+    session_secret: String,
+    subscription_id: String,
+}
+
+fn body<T: serde::de::DeserializeOwned>(
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> Result<T> {
+    let body = body.map_err(|rejection| {
+        Error::Validation(format!("cannot read the request body: {rejection}"))
+    })?;
+    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&body)).map_err(
+        |error| {
+            let path = error.path().to_string();
+            Error::InvalidField {
+                field: if path == "." { "body".into() } else { path },
+                message: error.into_inner().to_string(),
+            }
+        },
+    )
+}
+
+async fn subscribe(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    raw: std::result::Result<Bytes, BytesRejection>,
+) -> Response {
+    let request_id = RequestId::from_headers(&headers);
+    let result = async {
+        let request: SubscribeBody = body(raw)?;
+        let query = shared
+            .registry
+            .queries
+            .get(request.function.as_str())
+            .ok_or_else(|| Error::NotFound(format!("no query is named `{}`", request.function)))?;
+        let auth = authenticate(&shared, &headers, query.def.public)?;
+        let args = match request.args {
+            None | Some(Value::Null) => Value::Object(Default::default()),
+            Some(args @ Value::Object(_)) => args,
+            Some(_) => {
+                return Err(Error::InvalidField {
+                    field: "args".into(),
+                    message: "must be an object mapping each argument's name to its value".into(),
+                })
+            }
+        };
+        super::subscribe(
+            &shared,
+            Subscribe {
+                session_id: request.session_id,
+                session_secret: request.session_secret,
+                subscription_id: request.subscription_id,
+                function: request.function,
+                args,
+                auth,
+            },
+        )
+        .await?;
+        Ok(Value::Null)
+    }
+    .await;
+    Response { request_id, result }
+}
+
+async fn unsubscribe(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    raw: std::result::Result<Bytes, BytesRejection>,
+) -> Response {
+    let request_id = RequestId::from_headers(&headers);
+    let result = body(raw).and_then(|request: UnsubscribeBody| {
+        super::unsubscribe(
+            &shared,
+            request.session_id,
+            &request.session_secret,
+            &request.subscription_id,
+        )
+        .map(Value::Bool)
+    });
+    Response { request_id, result }
+}
