@@ -1,4 +1,5 @@
-//! An `async fn` per query and mutation, and a `use_<name>` hook per query.
+//! An `async fn` per query and mutation, and `use_<name>` and `use_<name>_live` hooks per
+//! query.
 
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
@@ -49,6 +50,8 @@ pub(super) fn functions(
         if handler.kind == Kind::Query {
             let hook = values.claim(&format!("use_{function}"));
             hooks.push(call.hook(&hook, placeholders));
+            let live = values.claim(&format!("use_{function}_live"));
+            hooks.push(call.live_hook(&live, placeholders));
         }
     }
     items.extend(hooks);
@@ -61,6 +64,10 @@ struct Call<'a> {
     function: Ident,
     /// The client parameter's name: `client`, unless an argument has that name.
     client: Ident,
+    /// The live hook's signal and subscription, named like `client` for the same reason:
+    /// the arguments' values shadow them inside the effect.
+    state: Ident,
+    subscription: Ident,
     /// The arguments' identifiers, wire names and types.
     args: Vec<(Ident, &'a str, TokenStream)>,
     result: TokenStream,
@@ -79,10 +86,14 @@ impl<'a> Call<'a> {
             })
             .collect();
         let client = format_ident!("{}", locals.claim("client"));
+        let state = format_ident!("{}", locals.claim("state"));
+        let subscription = format_ident!("{}", locals.claim("subscription"));
         Call {
             handler,
             function: ident_or_escaped(function),
             client,
+            state,
+            subscription,
             args,
             result: writer.ty(&handler.returns),
         }
@@ -109,27 +120,113 @@ impl<'a> Call<'a> {
             params,
             tail: format!(" -> Result<{}, ForgeError>", type_text(result)),
         });
-        let body = if self.args.is_empty() {
-            quote!(#client.call(#name, &serde_json::Map::new()).await)
-        } else {
-            let fields = self.args.iter().map(|(ident, wire, ty)| {
-                let own = ident.to_string();
-                let rename = (own.strip_prefix("r#").unwrap_or(&own) != *wire)
-                    .then(|| quote!(#[serde(rename = #wire)]));
-                quote!(#rename #ident: #ty,)
-            });
-            let literal = placeholders.literal(self.args.iter().map(|(ident, ..)| ident));
-            quote! {
-                #[derive(serde::Serialize)]
-                struct Args { #(#fields)* }
-                let args = #literal;
+        let body = match self.args_value(placeholders) {
+            None => quote!(#client.call(#name, &serde_json::Map::new()).await),
+            Some(args) => quote! {
+                #args
                 #client.call(#name, &args).await
-            }
+            },
         };
         quote! {
             #docs
             #signature {
                 #body
+            }
+        }
+    }
+
+    /// `let args = Args { … };`, with the struct it builds, serialising to the object of
+    /// the arguments by name; `None` when there are none.
+    fn args_value(&self, placeholders: &mut Placeholders) -> Option<TokenStream> {
+        if self.args.is_empty() {
+            return None;
+        }
+        let fields = self.args.iter().map(|(ident, wire, ty)| {
+            let own = ident.to_string();
+            let rename = (own.strip_prefix("r#").unwrap_or(&own) != *wire)
+                .then(|| quote!(#[serde(rename = #wire)]));
+            quote!(#rename #ident: #ty,)
+        });
+        let literal = placeholders.literal(self.args.iter().map(|(ident, ..)| ident));
+        Some(quote! {
+            #[derive(serde::Serialize)]
+            struct Args { #(#fields)* }
+            let args = #literal;
+        })
+    }
+
+    fn live_hook(&self, hook: &str, placeholders: &mut Placeholders) -> TokenStream {
+        let hook = ident_or_escaped(hook);
+        let Call {
+            function,
+            client,
+            state,
+            subscription,
+            result,
+            ..
+        } = self;
+        let name = &self.handler.name;
+        let docs = doc_attrs(self.handler.doc.as_deref());
+        let separator = (!docs.is_empty()).then(|| quote!(#[doc = ""]));
+        let doc = format!(
+            " Subscribes to [`{function}`] with the [`Client`] from [`use_client`]: holds `None`"
+        );
+        let params = self
+            .args
+            .iter()
+            .map(|(ident, _, ty)| {
+                let readable = quote!(impl dioxus::prelude::Readable<Target = #ty> + 'static);
+                format!("{ident}: {}", type_text(&readable))
+            })
+            .collect();
+        let signature = placeholders.signature(Signature {
+            head: format!("pub fn {hook}"),
+            params,
+            tail: format!(
+                " -> dioxus::prelude::ReadSignal<Option<Result<{}, ForgeError>>>",
+                type_text(result)
+            ),
+        });
+        let reads = self
+            .args
+            .iter()
+            .map(|(ident, ..)| quote!(let #ident = dioxus::prelude::ReadableExt::cloned(&#ident);));
+        // `on_event` and `live` come after the arguments' last use, so an argument may have
+        // either name.
+        let on_event = quote!(let on_event = move |result| #state.set(Some(result)););
+        let subscribe = match self.args_value(placeholders) {
+            None => quote! {
+                #on_event
+                let live = #client.subscribe(#name, &serde_json::Map::new(), on_event);
+            },
+            Some(args) => quote! {
+                #args
+                #on_event
+                let live = #client.subscribe(#name, &args, on_event);
+            },
+        };
+        quote! {
+            #docs
+            #separator
+            #[doc = #doc]
+            #[doc = " until the first result arrives, then the latest result or error. Subscribes again"]
+            #[doc = " whenever a signal passed as an argument changes; unsubscribes when the component is"]
+            #[doc = " dropped."]
+            #signature {
+                let #client = use_client();
+                let mut #state = dioxus::prelude::use_signal(|| None);
+                // Dropped with the component, and replaced when the arguments change: either
+                // unsubscribes.
+                let #subscription = dioxus::prelude::use_hook(|| {
+                    std::rc::Rc::new(std::cell::RefCell::new(None::<LiveSubscription>))
+                });
+                dioxus::prelude::use_effect(move || {
+                    // Read here, so that the effect subscribes to them.
+                    #(#reads)*
+                    #subscribe
+                    *#subscription.borrow_mut() = Some(live);
+                });
+                #state.into()
             }
         }
     }

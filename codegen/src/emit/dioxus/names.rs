@@ -20,11 +20,16 @@ const FIXED_TYPES: &[&str] = &[
     "Client",
     "Envelope",
     "ForgeError",
+    "Live",
+    "LiveEntry",
+    "LiveSubscription",
+    "Session",
     // The std prelude the generated code relies on.
     "Box",
     "Clone",
     "Debug",
     "Default",
+    "Drop",
     "Fn",
     "FnMut",
     "FnOnce",
@@ -62,6 +67,8 @@ const FIXED_TYPES: &[&str] = &[
     "alloc",
     "core",
     "dioxus",
+    "futures_timer",
+    "futures_util",
     "reqwest",
     "serde",
     "serde_json",
@@ -69,7 +76,18 @@ const FIXED_TYPES: &[&str] = &[
 ];
 
 /// Value-namespace names client.rs declares or the generated code uses unqualified.
-const FIXED_VALUES: &[&str] = &["Err", "None", "Ok", "Some", "decode", "use_client"];
+const FIXED_VALUES: &[&str] = &[
+    "Err",
+    "FIRST_RETRY",
+    "LAST_RETRY",
+    "None",
+    "Ok",
+    "Some",
+    "decode",
+    "drop",
+    "spawn_live",
+    "use_client",
+];
 
 /// Hands out names that are unique in one namespace of the module.
 pub(super) struct Namer {

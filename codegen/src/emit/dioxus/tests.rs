@@ -831,11 +831,18 @@ fn api() {
             named("schema::Item"),
         ),
         handler(Kind::Mutation, "reset", Vec::new(), scalar(Scalar::Unit)),
-        // Arguments named like the client parameter, a keyword, and a local.
+        // Arguments named like the client parameter, a keyword, and locals (the live hook's
+        // among them).
         handler(
             Kind::Query,
             "awkward",
-            vec![("client", int()), ("r#type", string()), ("args", int())],
+            vec![
+                ("client", int()),
+                ("r#type", string()),
+                ("args", int()),
+                ("state", int()),
+                ("subscription", int()),
+            ],
             scalar(Scalar::Bool),
         ),
         // Not callable over RPC: no function, no hook.
