@@ -193,7 +193,13 @@ impl<'a> Call<'a> {
             .map(|(ident, ..)| quote!(let #ident = dioxus::prelude::ReadableExt::cloned(&#ident);));
         // `on_event` and `live` come after the arguments' last use, so an argument may have
         // either name.
-        let on_event = quote!(let on_event = move |result| #state.set(Some(result)););
+        // A copy of the signal per call keeps the closure `Fn`.
+        let on_event = quote! {
+            let on_event = move |result| {
+                let mut #state = #state;
+                dioxus::prelude::WritableExt::set(&mut #state, Some(result));
+            };
+        };
         let subscribe = match self.args_value(placeholders) {
             None => quote! {
                 #on_event
@@ -214,7 +220,7 @@ impl<'a> Call<'a> {
             #[doc = " dropped."]
             #signature {
                 let #client = use_client();
-                let mut #state = dioxus::prelude::use_signal(|| None);
+                let #state = dioxus::prelude::use_signal(|| None);
                 // Dropped with the component, and replaced when the arguments change: either
                 // unsubscribes.
                 let #subscription = dioxus::prelude::use_hook(|| {
