@@ -418,6 +418,7 @@ struct Session {
 }
 
 /// A live query's subscription (see [`Client::subscribe`]); dropping it unsubscribes.
+#[must_use = "dropping the subscription unsubscribes"]
 pub struct LiveSubscription {
     /// `None` when the subscription was never made.
     client: Option<Client>,
