@@ -6,6 +6,7 @@ mod known;
 mod types;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use forge_attrs::Options;
 
@@ -94,7 +95,7 @@ pub fn build_cached(files: &[ParsedFile], versions: &[&str], cache: &mut Cache) 
                 for item in &entry.handlers {
                     handlers.push(item.value.clone());
                     types.diagnostics.extend(item.diagnostics.iter().cloned());
-                    item.uses.iter().for_each(|used| types.enqueue(used));
+                    item.uses.iter().for_each(|used| types.enqueue_reused(used));
                 }
                 entry
             }
@@ -111,7 +112,7 @@ pub fn build_cached(files: &[ParsedFile], versions: &[&str], cache: &mut Cache) 
                         Item {
                             value,
                             diagnostics: types.diagnostics[diagnostics..].to_vec(),
-                            uses: types.uses_since(uses).to_vec(),
+                            uses: types.uses_since(uses).into(),
                         }
                     })
                     .collect(),
@@ -140,7 +141,7 @@ pub fn build_cached(files: &[ParsedFile], versions: &[&str], cache: &mut Cache) 
             let reused = (
                 item.value.clone(),
                 item.diagnostics.clone(),
-                item.uses.clone(),
+                Arc::clone(&item.uses),
             );
             kept.push((id.to_owned(), item));
             Some(reused)
@@ -151,7 +152,7 @@ pub fn build_cached(files: &[ParsedFile], versions: &[&str], cache: &mut Cache) 
                 Item {
                     value: def.clone(),
                     diagnostics: diagnostics.to_vec(),
-                    uses: uses.to_vec(),
+                    uses: uses.into(),
                 },
             );
         },
@@ -183,7 +184,8 @@ struct FileEntry {
 struct Item<T> {
     value: T,
     diagnostics: Vec<Diagnostic>,
-    uses: Vec<String>,
+    /// Shared: a reused type hands them to the build without copying them.
+    uses: Arc<[String]>,
 }
 
 /// What a file contributes to name resolution.
