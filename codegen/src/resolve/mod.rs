@@ -476,11 +476,13 @@ mod tests {
     const WORKFLOWS: &str = "src/functions/workflows.rs";
     const JOBS: &str = "src/functions/jobs.rs";
 
-    /// After every edit, the incremental build equals a full one, diagnostics included.
+    /// After every edit, the incremental build equals a full one, diagnostics included, and
+    /// so does the glue emitted from it with the glue's cache.
     #[test]
     fn cached_builds_equal_full_builds_across_edits() {
         let mut files = kitchen_sink();
         let mut cache = Cache::default();
+        let mut glue = crate::emit::rust::Cache::default();
         type Edit = fn(&mut Vec<(String, String)>);
         let edits: Vec<(&str, Edit)> = vec![
             ("nothing", |_| {}),
@@ -564,6 +566,12 @@ mod tests {
             let cached = build_cached(&parsed, &versions, &mut cache);
             assert!(cached.ir == full.ir, "after {what}: the IR differs");
             assert_eq!(cached.diagnostics, full.diagnostics, "after {what}");
+            // The glue's cache, fed the same sequence of IRs, gives the cold glue too.
+            assert_eq!(
+                crate::emit::rust::emit_cached(&cached.ir, &mut glue),
+                crate::emit::rust::emit(&full.ir),
+                "after {what}: the glue differs"
+            );
         }
     }
 }
