@@ -145,29 +145,45 @@ fn emit_with(ir: &Ir, cache: Option<&mut Cache>) -> String {
     let targets = targets(ir);
     let with_structs = with_arg_structs(&targets);
     let old = cache.as_deref();
+    // Which cached entry (if any) each target reuses, found once: comparing handlers is
+    // most of what a cached emission costs.
+    let reused: Vec<Option<usize>> = match old {
+        Some(old) => targets.par_iter().map(|t| old.reusable(t)).collect(),
+        None => vec![None; targets.len()],
+    };
+    let entry = |at: Option<usize>| Some(&old?.entries[at?]);
+    // `with_structs` follows the targets that have an argument struct, in order.
+    let struct_reused: Vec<Option<usize>> = targets
+        .iter()
+        .zip(&reused)
+        .filter(|(t, _)| t.as_ref().is_ok_and(|t| t.arg_struct.is_some()))
+        .map(|(_, &at)| at)
+        .collect();
     // Each chunk is formatted on its own, in parallel: prettyplease lays out the
     // statements of a block and the items of a module independently of one another, so
     // the result is the same as formatting the whole file at once (a test checks it).
     // That is also why a chunk can be reused: its text depends on its handler alone.
     let registrations: Vec<String> = targets
         .par_iter()
+        .zip(&reused)
         .enumerate()
-        .map(|(i, target)| match old.and_then(|c| c.get(target)) {
+        .map(|(i, (target, &at))| match entry(at) {
             Some(entry) => entry.registration.clone(),
             None => format_chunk(Place::Register, i, registration(i, target)),
         })
         .collect();
     let arg_structs: Vec<String> = with_structs
         .par_iter()
-        .map(|&(i, target, name)| {
-            match old.and_then(|c| c.get_ok(target)?.arg_struct_text.clone()) {
+        .zip(&struct_reused)
+        .map(
+            |(&(i, target, name), &at)| match entry(at).and_then(|e| e.arg_struct_text.clone()) {
                 Some(text) => text,
                 None => format_chunk(Place::Args, i, arg_struct(i, target, name)),
-            }
-        })
+            },
+        )
         .collect();
     if let Some(cache) = cache {
-        cache.refill(&targets, &registrations, &arg_structs);
+        cache.refill(&targets, &reused, &registrations, &arg_structs);
     }
     frame(&registrations, &arg_structs)
 }
@@ -199,20 +215,15 @@ fn key(handler: &Handler) -> (&str, &str, &str) {
 }
 
 impl Cache {
-    fn get(&self, target: &Result<Target, String>) -> Option<&Entry> {
-        // A handler the glue cannot call is a one-line `compile_error!`: not worth keeping.
-        self.get_ok(target.as_ref().ok()?)
-    }
-
-    fn get_ok(&self, target: &Target) -> Option<&Entry> {
-        let at = self.position(target.handler)?;
-        Some(&self.entries[at]).filter(|entry| entry.formats(target))
-    }
-
-    fn position(&self, handler: &Handler) -> Option<usize> {
-        self.entries
-            .binary_search_by(|entry| key(&entry.handler).cmp(&key(handler)))
-            .ok()
+    /// The entry formatted from exactly what `target` holds. A handler the glue cannot call
+    /// is a one-line `compile_error!`: not worth keeping.
+    fn reusable(&self, target: &Result<Target, String>) -> Option<usize> {
+        let target = target.as_ref().ok()?;
+        let at = self
+            .entries
+            .binary_search_by(|entry| key(&entry.handler).cmp(&key(target.handler)))
+            .ok()?;
+        self.entries[at].formats(target).then_some(at)
     }
 
     /// Keeps exactly this emission's chunks, moving entries that were reused rather than
@@ -220,22 +231,15 @@ impl Cache {
     fn refill(
         &mut self,
         targets: &[Result<Target, String>],
+        reused: &[Option<usize>],
         registrations: &[String],
         arg_structs: &[String],
     ) {
         let old = std::mem::take(self);
-        let positions: Vec<Option<usize>> = targets
-            .iter()
-            .map(|target| {
-                let target = target.as_ref().ok()?;
-                old.position(target.handler)
-                    .filter(|&at| old.entries[at].formats(target))
-            })
-            .collect();
         let mut old_entries: Vec<Option<Entry>> = old.entries.into_iter().map(Some).collect();
         // `arg_structs` follows the targets that have one, in order.
         let mut struct_texts = arg_structs.iter();
-        for ((target, registration), at) in targets.iter().zip(registrations).zip(positions) {
+        for ((target, registration), &at) in targets.iter().zip(registrations).zip(reused) {
             let Ok(target) = target else {
                 continue;
             };

@@ -6,6 +6,7 @@ mod known;
 mod types;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use forge_attrs::Options;
 
@@ -94,7 +95,7 @@ pub fn build_cached(files: &[ParsedFile], versions: &[&str], cache: &mut Cache) 
                 for item in &entry.handlers {
                     handlers.push(item.value.clone());
                     types.diagnostics.extend(item.diagnostics.iter().cloned());
-                    item.uses.iter().for_each(|used| types.enqueue(used));
+                    item.uses.iter().for_each(|used| types.enqueue_reused(used));
                 }
                 entry
             }
@@ -111,7 +112,7 @@ pub fn build_cached(files: &[ParsedFile], versions: &[&str], cache: &mut Cache) 
                         Item {
                             value,
                             diagnostics: types.diagnostics[diagnostics..].to_vec(),
-                            uses: types.uses_since(uses).to_vec(),
+                            uses: types.uses_since(uses).into(),
                         }
                     })
                     .collect(),
@@ -140,7 +141,7 @@ pub fn build_cached(files: &[ParsedFile], versions: &[&str], cache: &mut Cache) 
             let reused = (
                 item.value.clone(),
                 item.diagnostics.clone(),
-                item.uses.clone(),
+                Arc::clone(&item.uses),
             );
             kept.push((id.to_owned(), item));
             Some(reused)
@@ -151,7 +152,7 @@ pub fn build_cached(files: &[ParsedFile], versions: &[&str], cache: &mut Cache) 
                 Item {
                     value: def.clone(),
                     diagnostics: diagnostics.to_vec(),
-                    uses: uses.to_vec(),
+                    uses: uses.into(),
                 },
             );
         },
@@ -183,7 +184,8 @@ struct FileEntry {
 struct Item<T> {
     value: T,
     diagnostics: Vec<Diagnostic>,
-    uses: Vec<String>,
+    /// Shared: a reused type hands them to the build without copying them.
+    uses: Arc<[String]>,
 }
 
 /// What a file contributes to name resolution.
@@ -474,11 +476,13 @@ mod tests {
     const WORKFLOWS: &str = "src/functions/workflows.rs";
     const JOBS: &str = "src/functions/jobs.rs";
 
-    /// After every edit, the incremental build equals a full one, diagnostics included.
+    /// After every edit, the incremental build equals a full one, diagnostics included, and
+    /// so does the glue emitted from it with the glue's cache.
     #[test]
     fn cached_builds_equal_full_builds_across_edits() {
         let mut files = kitchen_sink();
         let mut cache = Cache::default();
+        let mut glue = crate::emit::rust::Cache::default();
         type Edit = fn(&mut Vec<(String, String)>);
         let edits: Vec<(&str, Edit)> = vec![
             ("nothing", |_| {}),
@@ -562,6 +566,12 @@ mod tests {
             let cached = build_cached(&parsed, &versions, &mut cache);
             assert!(cached.ir == full.ir, "after {what}: the IR differs");
             assert_eq!(cached.diagnostics, full.diagnostics, "after {what}");
+            // The glue's cache, fed the same sequence of IRs, gives the cold glue too.
+            assert_eq!(
+                crate::emit::rust::emit_cached(&cached.ir, &mut glue),
+                crate::emit::rust::emit(&full.ir),
+                "after {what}: the glue differs"
+            );
         }
     }
 }

@@ -2,6 +2,7 @@
 //! names computed the way serde computes them.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use super::index::{Index, Target};
 use super::known::{classify, Known};
@@ -283,7 +284,15 @@ impl<'a> Types<'a> {
         if let Some(uses) = &mut self.uses {
             uses.push(id.to_owned());
         }
-        if self.queued.insert(id.to_owned()) {
+        self.enqueue_reused(id);
+    }
+
+    /// [`Self::enqueue`] for a type named by an entry taken from a cache, whose uses are
+    /// already recorded with it.
+    pub fn enqueue_reused(&mut self, id: &str) {
+        // Most ids are named many times: only the first one is copied.
+        if !self.queued.contains(id) {
+            self.queued.insert(id.to_owned());
             self.queue.push(id.to_owned());
         }
     }
@@ -302,7 +311,7 @@ impl<'a> Types<'a> {
     /// it built, with the diagnostics and uses recorded in [`Self::uses`].
     pub fn build_queued_with(
         &mut self,
-        mut reuse: impl FnMut(&str, &RawType) -> Option<(TypeDef, Vec<Diagnostic>, Vec<String>)>,
+        mut reuse: impl FnMut(&str, &RawType) -> Option<(TypeDef, Vec<Diagnostic>, Arc<[String]>)>,
         mut built: impl FnMut(&TypeDef, &[Diagnostic], &[String]),
     ) {
         while let Some(id) = self.queue.pop() {
@@ -311,7 +320,7 @@ impl<'a> Types<'a> {
             };
             if let Some((def, diagnostics, uses)) = reuse(&id, raw) {
                 self.diagnostics.extend(diagnostics);
-                uses.iter().for_each(|used| self.enqueue(used));
+                uses.iter().for_each(|used| self.enqueue_reused(used));
                 self.defs.insert(id, def);
                 continue;
             }
