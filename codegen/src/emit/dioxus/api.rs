@@ -171,14 +171,7 @@ impl<'a> Call<'a> {
         let doc = format!(
             " Subscribes to [`{function}`] with the [`Client`] from [`use_client`]: holds `None`"
         );
-        let params = self
-            .args
-            .iter()
-            .map(|(ident, _, ty)| {
-                let readable = quote!(impl dioxus::prelude::Readable<Target = #ty> + 'static);
-                format!("{ident}: {}", type_text(&readable))
-            })
-            .collect();
+        let params = self.readable_params();
         let signature = placeholders.signature(Signature {
             head: format!("pub fn {hook}"),
             params,
@@ -187,10 +180,7 @@ impl<'a> Call<'a> {
                 type_text(result)
             ),
         });
-        let reads = self
-            .args
-            .iter()
-            .map(|(ident, ..)| quote!(let #ident = dioxus::prelude::ReadableExt::cloned(&#ident);));
+        let reads = self.read_args();
         // `on_event` and `live` come after the arguments' last use, so an argument may have
         // either name.
         // A copy of the signal per call keeps the closure `Fn`.
@@ -237,6 +227,25 @@ impl<'a> Call<'a> {
         }
     }
 
+    /// A hook's parameters: each argument as a readable (a signal or a plain value), so the
+    /// hook re-runs when one changes.
+    fn readable_params(&self) -> Vec<String> {
+        self.args
+            .iter()
+            .map(|(ident, _, ty)| {
+                let readable = quote!(impl dioxus::prelude::Readable<Target = #ty> + 'static);
+                format!("{ident}: {}", type_text(&readable))
+            })
+            .collect()
+    }
+
+    /// Reads each readable parameter into a value of the argument's own name.
+    fn read_args(&self) -> impl Iterator<Item = TokenStream> + '_ {
+        self.args
+            .iter()
+            .map(|(ident, ..)| quote!(let #ident = dioxus::prelude::ReadableExt::cloned(&#ident);))
+    }
+
     fn hook(&self, hook: &str, placeholders: &mut Placeholders) -> TokenStream {
         let hook = ident_or_escaped(hook);
         let Call {
@@ -250,14 +259,7 @@ impl<'a> Call<'a> {
         let doc = format!(
             " Runs [`{function}`] in a resource, with the [`Client`] from [`use_client`], and"
         );
-        let params = self
-            .args
-            .iter()
-            .map(|(ident, _, ty)| {
-                let readable = quote!(impl dioxus::prelude::Readable<Target = #ty> + 'static);
-                format!("{ident}: {}", type_text(&readable))
-            })
-            .collect();
+        let params = self.readable_params();
         let signature = placeholders.signature(Signature {
             head: format!("pub fn {hook}"),
             params,
@@ -266,10 +268,7 @@ impl<'a> Call<'a> {
                 type_text(result)
             ),
         });
-        let reads = self
-            .args
-            .iter()
-            .map(|(ident, ..)| quote!(let #ident = dioxus::prelude::ReadableExt::cloned(&#ident);));
+        let reads = self.read_args();
         let idents = self.args.iter().map(|(ident, ..)| ident);
         quote! {
             #docs
