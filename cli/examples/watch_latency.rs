@@ -111,7 +111,12 @@ fn edit(text: &str, i: usize) -> String {
         .iter_mut()
         .find(|line| line.starts_with("/// "))
         .expect("a doc comment");
-    *doc = format!("/// Edited in iteration {i} of the watch benchmark.");
+    // The time makes every run's edits differ from the last run's, which a run may have
+    // left in the file.
+    let run = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    *doc = format!("/// Edited in iteration {i} of the watch benchmark run {run}.");
     let mut out = lines.join("\n");
     out.push('\n');
     out

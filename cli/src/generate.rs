@@ -197,14 +197,21 @@ pub(crate) fn read_optional(path: &Path) -> Result<Option<String>, Fatal> {
     }
 }
 
-/// Every file generate owns, with the content it should have. With `glue`, the Rust glue
-/// reuses the chunks it holds from an earlier run (watch mode); the bytes are the same.
+/// What watch mode keeps of one generation's emitters for the next.
+#[derive(Default)]
+pub(crate) struct EmitCaches {
+    glue: emit::rust::Cache,
+    typescript: emit::typescript::Cache,
+}
+
+/// Every file generate owns, with the content it should have. With `caches`, the emitters
+/// reuse what they hold from an earlier run (watch mode); the bytes are the same.
 pub(crate) fn plan(
     project: &Project,
     ir: &Ir,
     lock_text: Option<&str>,
     migrations: &[MigrationFile],
-    glue: Option<&mut emit::rust::Cache>,
+    caches: Option<&mut EmitCaches>,
 ) -> Result<Vec<Planned>, Fatal> {
     let lock = match lock_text {
         Some(text) => Lock::parse(text).map_err(|e| Fatal(format!("{LOCK_FILE}: {e}")))?,
@@ -221,6 +228,10 @@ pub(crate) fn plan(
         })
     };
     let wants = |target| generate.targets.contains(&target);
+    let (glue, typescript) = match caches {
+        Some(caches) => (Some(&mut caches.glue), Some(&mut caches.typescript)),
+        None => (None, None),
+    };
     // The emitters are independent: run them side by side.
     let (rust, (typescript, dioxus)) = rayon::join(
         || {
@@ -231,7 +242,12 @@ pub(crate) fn plan(
         },
         || {
             rayon::join(
-                || wants(Target::Typescript).then(|| emit::typescript::emit(ir)),
+                || {
+                    wants(Target::Typescript).then(|| match typescript {
+                        Some(cache) => emit::typescript::emit_cached(ir, cache),
+                        None => emit::typescript::emit(ir),
+                    })
+                },
                 || wants(Target::Dioxus).then(|| emit::dioxus::emit(ir)),
             )
         },

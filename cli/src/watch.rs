@@ -5,10 +5,11 @@
 //! regenerations (sorted by path, as `resolve::build` wants them); a batch of file-system
 //! events re-reads the paths it names, re-parses those whose bytes changed and drops those
 //! that are gone. Resolving reuses the IR entries of unchanged files while no file's names
-//! or imports changed (`resolve::build_cached`), and the glue reuses the formatted chunks
-//! of unchanged handlers (`emit::rust::emit_cached`); both give exactly the bytes a cold
-//! `forge generate` gives. Outputs are compared with the disk and written only when their
-//! bytes change.
+//! or imports changed (`resolve::build_cached`), and the glue and the TypeScript client
+//! reuse the chunks of unchanged handlers and types (`emit::rust::emit_cached`,
+//! `emit::typescript::emit_cached`); all give exactly the bytes a cold `forge generate`
+//! gives. Outputs are written only when their bytes change: compared with what forge last
+//! wrote while no event says someone else wrote the file since, with the disk otherwise.
 //!
 //! The generated files are both outputs and, for forge.lock and `src/forge_generated.rs`,
 //! inside watched places. An event on one of them whose content is what forge wrote last is
@@ -26,13 +27,13 @@ use forge_codegen::config::Target;
 use forge_codegen::ir::Severity;
 use forge_codegen::lock::LOCK_FILE;
 use forge_codegen::parse::{self, ParsedFile};
-use forge_codegen::{emit, resolve};
+use forge_codegen::resolve;
 use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use rayon::prelude::*;
 use walkdir::WalkDir;
 
-use crate::generate::{plan, read_optional};
+use crate::generate::{plan, read_optional, EmitCaches};
 use crate::output::{self, State};
 use crate::project::{Project, CONFIG_FILE};
 use crate::sources::{self, parse_source, ParseCache, Source};
@@ -352,6 +353,20 @@ impl Report {
     }
 }
 
+/// A generated file as forge last wrote or read it.
+struct Output {
+    hash: blake3::Hash,
+    /// Its size and modification time then.
+    stamp: Option<(u64, std::time::SystemTime)>,
+}
+
+impl Output {
+    fn stamp_of(path: &Path) -> Option<(u64, std::time::SystemTime)> {
+        let metadata = std::fs::metadata(path).ok()?;
+        Some((metadata.len(), metadata.modified().ok()?))
+    }
+}
+
 /// The crate held in memory between regenerations.
 pub struct Generator {
     project: Project,
@@ -359,14 +374,14 @@ pub struct Generator {
     /// Sorted by `rel`; `parsed[i]` belongs to `sources[i]`.
     sources: Vec<Source>,
     parsed: Vec<ParsedFile>,
-    /// The hash of each generated file as forge last wrote (or found) it, to recognise its
-    /// own writes among the events.
-    outputs: HashMap<PathBuf, blake3::Hash>,
+    /// Each generated file as forge last wrote (or found) it, to recognise its own writes
+    /// among the events and to skip reading back what it wrote.
+    outputs: HashMap<PathBuf, Output>,
     /// forge.toml does not parse: nothing is generated until it does.
     config_error: Option<String>,
     /// What the last regeneration resolved and formatted, for the next one to reuse.
     resolved: resolve::Cache,
-    glue: emit::rust::Cache,
+    emitted: EmitCaches,
 }
 
 impl Generator {
@@ -392,7 +407,7 @@ impl Generator {
             outputs: HashMap::new(),
             config_error: None,
             resolved: resolve::Cache::default(),
-            glue: emit::rust::Cache::default(),
+            emitted: EmitCaches::default(),
         })
     }
 
@@ -407,7 +422,8 @@ impl Generator {
         let unique: BTreeSet<&PathBuf> = paths.iter().collect();
         for path in unique {
             if let Some(written) = self.outputs.get(path) {
-                let same = std::fs::read(path).is_ok_and(|bytes| blake3::hash(&bytes) == *written);
+                let same =
+                    std::fs::read(path).is_ok_and(|bytes| blake3::hash(&bytes) == written.hash);
                 if !same {
                     changes.inputs.extend(self.rel(path));
                 }
@@ -453,6 +469,10 @@ impl Generator {
     /// for the summary), or `None` when nothing generation reads did (a save without
     /// changes, an editor's backup file).
     pub fn apply(&mut self, changes: &Changes) -> Option<Vec<String>> {
+        // Written by someone else (or deleted): the disk no longer holds what forge wrote.
+        for rel in &changes.inputs {
+            self.outputs.remove(&self.project.root.join(rel));
+        }
         let mut changed: Vec<String> = changes
             .inputs
             .iter()
@@ -488,6 +508,8 @@ impl Generator {
     /// events.
     pub fn rescan(&mut self) {
         self.reload_config();
+        // Events were lost: what forge wrote may have been changed since.
+        self.outputs.clear();
         let listed = match sources::read(&self.project.root) {
             Ok(listed) => listed,
             Err(Fatal(message)) => {
@@ -721,16 +743,29 @@ impl Generator {
             &resolved.ir,
             lock_text.as_deref(),
             &migrations,
-            Some(&mut self.glue),
+            Some(&mut self.emitted),
         )?;
         let mut written = Vec::new();
         for file in &planned {
             let hash = blake3::hash(file.contents.as_bytes());
             // Recorded before writing: the write's own event must find it.
-            self.outputs.insert(file.path.clone(), hash);
-            if let State::Stale { .. } = output::state(file) {
+            let recorded = self
+                .outputs
+                .insert(file.path.clone(), Output { hash, stamp: None });
+            let stamp = Output::stamp_of(&file.path);
+            // Still what forge wrote or read last (not every output is in a watched place, so
+            // the file's size and time say so, not the events alone): no need to read it.
+            let current =
+                recorded.is_some_and(|r| r.hash == hash && r.stamp.is_some() && r.stamp == stamp);
+            let stamp = if !current && matches!(output::state(file), State::Stale { .. }) {
                 output::write(file)?;
                 written.push(file.rel.clone());
+                Output::stamp_of(&file.path)
+            } else {
+                stamp
+            };
+            if let Some(output) = self.outputs.get_mut(&file.path) {
+                output.stamp = stamp;
             }
         }
         Ok((

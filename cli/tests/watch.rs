@@ -109,6 +109,21 @@ fn saves_regenerate_and_a_syntax_error_does_not_stop_the_watcher() {
     });
 
     assert_eq!(modified(&client), client_written, "client.ts was rewritten");
+
+    // An output outside the watched places, edited by hand, is restored by the next
+    // regeneration: forge does not take its record of what it wrote for the file's content
+    // once the file changed.
+    let client_text = read(&client);
+    std::fs::write(&client, "// edited by hand\n").expect("edit client.ts");
+    std::fs::write(
+        &handler,
+        format!("{original}{}", probe("watch_probe_three")),
+    )
+    .expect("save");
+    watch.wait_until("client.ts restored", TIMEOUT, |_| {
+        read(&glue).contains("watch_probe_three") && read(&client) == client_text
+    });
+
     let status = watch.interrupt(TIMEOUT);
     assert!(status.success(), "Ctrl-C: {status}\n{}", watch.output());
 

@@ -6,6 +6,8 @@
 //! the machine or the time, so the same source gives byte-identical JSON.
 
 pub use forge_attrs::{Kind, Options};
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever the JSON form changes incompatibly.
@@ -15,14 +17,44 @@ pub const IR_VERSION: u32 = 1;
 pub struct Ir {
     pub ir_version: u32,
     /// Every handler, sorted by `(name, module)`.
-    pub handlers: Vec<Handler>,
+    ///
+    /// Items are shared: watch mode keeps the IR's items between regenerations, so an
+    /// unchanged item is the same allocation in the next IR and emitters' caches recognise it
+    /// by pointer.
+    pub handlers: Vec<Arc<Handler>>,
     /// Every type reachable from a handler signature plus every `#[forge::model]`, sorted by id.
-    pub types: Vec<TypeDef>,
+    pub types: Vec<Arc<TypeDef>>,
 }
 
 impl Ir {
+    /// The IR of these items, in its order: handlers by `(name, module, function)`, types by
+    /// id.
+    pub fn new<T, H>(
+        types: impl IntoIterator<Item = T>,
+        handlers: impl IntoIterator<Item = H>,
+    ) -> Ir
+    where
+        T: Into<Arc<TypeDef>>,
+        H: Into<Arc<Handler>>,
+    {
+        let mut types: Vec<Arc<TypeDef>> = types.into_iter().map(Into::into).collect();
+        let mut handlers: Vec<Arc<Handler>> = handlers.into_iter().map(Into::into).collect();
+        types.sort_by(|a, b| a.id.cmp(&b.id));
+        handlers.sort_by(|a, b| {
+            (&a.name, &a.module, &a.function).cmp(&(&b.name, &b.module, &b.function))
+        });
+        Ir {
+            ir_version: IR_VERSION,
+            handlers,
+            types,
+        }
+    }
+
     pub fn handler(&self, name: &str) -> Option<&Handler> {
-        self.handlers.iter().find(|h| h.name == name)
+        self.handlers
+            .iter()
+            .find(|h| h.name == name)
+            .map(Arc::as_ref)
     }
 
     /// The type with this id (binary search: `types` is sorted by id).
@@ -30,7 +62,7 @@ impl Ir {
         self.types
             .binary_search_by(|t| t.id.as_str().cmp(id))
             .ok()
-            .map(|i| &self.types[i])
+            .map(|i| &*self.types[i])
     }
 }
 
@@ -444,32 +476,54 @@ impl Shape {
     }
 }
 
-/// The ids of every type definition reachable from `roots` through fields, variants and
-/// generic arguments. `types` must be sorted by id, as in the IR.
-pub fn reachable_types<'a>(
-    types: &'a [TypeDef],
-    roots: impl IntoIterator<Item = &'a TypeRef>,
-) -> std::collections::BTreeSet<&'a str> {
-    let mut seen = std::collections::BTreeSet::new();
-    let mut stack: Vec<&'a TypeRef> = roots.into_iter().collect();
-    while let Some(ty) = stack.pop() {
-        match ty {
-            TypeRef::Named { id, args } => {
-                stack.extend(args.iter());
-                let Ok(i) = types.binary_search_by(|d| d.id.as_str().cmp(id)) else {
-                    continue;
-                };
-                if seen.insert(types[i].id.as_str()) {
-                    stack.extend(types[i].shape.type_refs());
-                }
-            }
-            TypeRef::Option { of } | TypeRef::List { of } | TypeRef::Array { of, .. } => {
-                stack.push(of)
-            }
-            TypeRef::Map { key, value } => stack.extend([&**key, &**value]),
-            TypeRef::Tuple { items } => stack.extend(items.iter()),
-            TypeRef::Scalar { .. } | TypeRef::Param { .. } | TypeRef::Unsupported { .. } => {}
+/// The IR's types by id, for walking from type references to the definitions they name.
+pub struct TypeIndex<'a> {
+    types: &'a [Arc<TypeDef>],
+    position: std::collections::HashMap<&'a str, usize>,
+}
+
+impl<'a> TypeIndex<'a> {
+    pub fn new(types: &'a [Arc<TypeDef>]) -> Self {
+        TypeIndex {
+            types,
+            position: types
+                .iter()
+                .enumerate()
+                .map(|(i, def)| (def.id.as_str(), i))
+                .collect(),
         }
     }
-    seen
+
+    pub fn types(&self) -> &'a [Arc<TypeDef>] {
+        self.types
+    }
+
+    /// The positions in `types` of every definition reachable from `roots` through fields,
+    /// variants and generic arguments, in order (so by id when `types` is the IR's).
+    pub fn reachable(&self, roots: impl IntoIterator<Item = &'a TypeRef>) -> Vec<usize> {
+        let mut seen = std::collections::HashSet::new();
+        let mut stack: Vec<&'a TypeRef> = roots.into_iter().collect();
+        while let Some(ty) = stack.pop() {
+            match ty {
+                TypeRef::Named { id, args } => {
+                    stack.extend(args.iter());
+                    let Some(&i) = self.position.get(id.as_str()) else {
+                        continue;
+                    };
+                    if seen.insert(i) {
+                        stack.extend(self.types[i].shape.type_refs());
+                    }
+                }
+                TypeRef::Option { of } | TypeRef::List { of } | TypeRef::Array { of, .. } => {
+                    stack.push(of)
+                }
+                TypeRef::Map { key, value } => stack.extend([&**key, &**value]),
+                TypeRef::Tuple { items } => stack.extend(items.iter()),
+                TypeRef::Scalar { .. } | TypeRef::Param { .. } | TypeRef::Unsupported { .. } => {}
+            }
+        }
+        let mut reached: Vec<usize> = seen.into_iter().collect();
+        reached.sort_unstable();
+        reached
+    }
 }

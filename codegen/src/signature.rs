@@ -26,9 +26,7 @@
 
 use serde::Serialize;
 
-use crate::ir::{
-    reachable_types, Field, Shape, Span, TypeDef, TypeRef, VariantShape, WaitKey, WorkflowContract,
-};
+use crate::ir::{Field, Shape, Span, TypeIndex, TypeRef, VariantShape, WaitKey, WorkflowContract};
 
 #[derive(Serialize)]
 struct Canonical<'a> {
@@ -48,8 +46,8 @@ struct CanonicalType<'a> {
     shape: Shape,
 }
 
-/// The contract's signature; `types` must be sorted by id (as in the IR).
-pub fn signature(contract: &WorkflowContract, types: &[TypeDef]) -> String {
+/// The contract's signature; `types` must index the IR's types (sorted by id).
+pub fn signature(contract: &WorkflowContract, types: &TypeIndex) -> String {
     let canonical = Canonical {
         encoding: 1,
         timeout_ms: contract.timeout_ms,
@@ -64,7 +62,7 @@ pub fn signature(contract: &WorkflowContract, types: &[TypeDef]) -> String {
 
 /// A hash of the contract's types alone (input, output, awaited events and every definition
 /// they reach), so that FG401 can tell a type change from a step, event or timeout change.
-pub fn types_digest(contract: &WorkflowContract, types: &[TypeDef]) -> String {
+pub fn types_digest(contract: &WorkflowContract, types: &TypeIndex) -> String {
     #[derive(Serialize)]
     struct TypesOnly<'a> {
         input: Option<&'a TypeRef>,
@@ -83,20 +81,21 @@ pub fn types_digest(contract: &WorkflowContract, types: &[TypeDef]) -> String {
 
 fn canonical_types<'a>(
     contract: &'a WorkflowContract,
-    types: &'a [TypeDef],
+    types: &TypeIndex<'a>,
 ) -> Vec<CanonicalType<'a>> {
     let mut roots: Vec<&TypeRef> = contract.input.iter().collect();
     roots.push(&contract.output);
     roots.extend(contract.waits.iter().filter_map(|w| w.ty.as_ref()));
-    reachable_types(types, roots)
+    types
+        .reachable(roots)
         .into_iter()
-        .filter_map(|id| {
-            let def = &types[types.binary_search_by(|d| d.id.as_str().cmp(id)).ok()?];
-            Some(CanonicalType {
+        .map(|i| {
+            let def = &types.types()[i];
+            CanonicalType {
                 id: &def.id,
                 generics: &def.generics,
                 shape: without_docs_and_spans(&def.shape),
-            })
+            }
         })
         .collect()
 }

@@ -2,6 +2,7 @@
 //! workflow a dispatch names exists.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use forge_attrs::{Kind, Options};
 
@@ -116,7 +117,7 @@ struct Targets<'a> {
 }
 
 impl<'a> Targets<'a> {
-    fn of(handlers: &'a [Handler]) -> Self {
+    fn of(handlers: &'a [Arc<Handler>]) -> Self {
         let mut targets = Targets {
             jobs: BTreeSet::new(),
             workflows: BTreeSet::new(),

@@ -2,6 +2,7 @@
 //! codes the parser (FG001, FG002) and the resolver (FG503) report, which have no check here.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use forge_attrs::{Kind, Options};
 
@@ -210,7 +211,7 @@ fn registrations(handler: &Handler) -> Vec<(Namespace, String)> {
 
 /// FG502. The first definition in source order (file, line, column) keeps the name; each
 /// later one is reported.
-fn duplicates(handlers: &[Handler], out: &mut Vec<Diagnostic>) {
+fn duplicates(handlers: &[Arc<Handler>], out: &mut Vec<Diagnostic>) {
     let mut by_key: BTreeMap<(Namespace, String), Vec<&Handler>> = BTreeMap::new();
     for handler in handlers {
         for key in registrations(handler) {

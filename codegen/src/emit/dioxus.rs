@@ -28,6 +28,8 @@ mod names;
 mod tests;
 mod types;
 
+use std::sync::Arc;
+
 use proc_macro2::TokenStream;
 use quote::quote;
 
@@ -130,7 +132,7 @@ fn doc_attrs(doc: Option<&str>) -> TokenStream {
 
 /// The Rust name of every IR type and which of its generic parameters the client keeps.
 struct ClientNames<'a> {
-    defs: &'a [TypeDef],
+    defs: &'a [Arc<TypeDef>],
     /// Parallel to `defs`.
     names: Vec<String>,
     /// Parallel to `defs`, then to each one's `generics`: a parameter no field that
@@ -146,7 +148,7 @@ struct ClientNames<'a> {
 }
 
 impl<'a> ClientNames<'a> {
-    fn new(defs: &'a [TypeDef], namer: &mut Namer) -> Self {
+    fn new(defs: &'a [Arc<TypeDef>], namer: &mut Namer) -> Self {
         let mut names = ClientNames {
             defs,
             names: names::type_names(defs, namer),
@@ -232,7 +234,7 @@ impl<'a> ClientNames<'a> {
 
 /// The strongly connected components of the inline-holding graph (Kosaraju, iterative, so
 /// that a long chain of types cannot overflow the stack), numbered in discovery order.
-fn components(defs: &[TypeDef], names: &ClientNames) -> Vec<usize> {
+fn components(defs: &[Arc<TypeDef>], names: &ClientNames) -> Vec<usize> {
     let edges: Vec<Vec<usize>> = defs
         .iter()
         .map(|def| {

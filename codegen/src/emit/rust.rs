@@ -116,6 +116,9 @@
 mod layout;
 mod names;
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use forge_attrs::{
     Backoff, CronOptions, DaemonMode, DaemonOptions, Idempotency, JobOptions, McpToolOptions,
     MutationOptions, Options, QueryOptions, Schedule, WebhookOptions, WebhookSignature,
@@ -151,7 +154,7 @@ fn emit_with(ir: &Ir, cache: Option<&mut Cache>) -> String {
         Some(old) => targets.par_iter().map(|t| old.reusable(t)).collect(),
         None => vec![None; targets.len()],
     };
-    let entry = |at: Option<usize>| Some(&old?.entries[at?]);
+    let entry = |at: Option<usize>| old?.entries.get(&at?);
     // `with_structs` follows the targets that have an argument struct, in order.
     let struct_reused: Vec<Option<usize>> = targets
         .iter()
@@ -193,25 +196,27 @@ fn emit_with(ir: &Ir, cache: Option<&mut Cache>) -> String {
 /// A handler's chunks (its registration and its argument struct) are a function of the
 /// handler's IR entry, its argument struct's name (numbered across the crate on
 /// collisions) and, for an MCP tool, its input schema (which reaches into the types): an
-/// entry is reused only when all three are equal to those it was formatted from, so
-/// reusing never changes a byte.
+/// entry is reused only when all three are those it was formatted from, so reusing never
+/// changes a byte. IR entries are shared between the IRs of successive builds
+/// (`resolve::build_cached`), so "the same entry" is "the same allocation": no handler is
+/// compared field by field.
 #[derive(Default)]
 pub struct Cache {
-    /// Sorted by [`key`], as the IR sorts handlers.
-    entries: Vec<Entry>,
+    /// By [`address`] of the handler each entry was formatted from. The entry holds that
+    /// handler, so no other handler can have its address while the entry exists.
+    entries: HashMap<usize, Entry>,
 }
 
 struct Entry {
-    handler: Handler,
+    handler: Arc<Handler>,
     arg_struct: Option<String>,
     input_schema: Option<String>,
     registration: String,
     arg_struct_text: Option<String>,
 }
 
-/// What tells handlers apart across emissions.
-fn key(handler: &Handler) -> (&str, &str, &str) {
-    (&handler.name, &handler.module, &handler.function)
+fn address(handler: &Arc<Handler>) -> usize {
+    Arc::as_ptr(handler) as usize
 }
 
 impl Cache {
@@ -219,11 +224,8 @@ impl Cache {
     /// is a one-line `compile_error!`: not worth keeping.
     fn reusable(&self, target: &Result<Target, String>) -> Option<usize> {
         let target = target.as_ref().ok()?;
-        let at = self
-            .entries
-            .binary_search_by(|entry| key(&entry.handler).cmp(&key(target.handler)))
-            .ok()?;
-        self.entries[at].formats(target).then_some(at)
+        let at = address(target.handler);
+        self.entries.get(&at)?.formats(target).then_some(at)
     }
 
     /// Keeps exactly this emission's chunks, moving entries that were reused rather than
@@ -235,8 +237,7 @@ impl Cache {
         registrations: &[String],
         arg_structs: &[String],
     ) {
-        let old = std::mem::take(self);
-        let mut old_entries: Vec<Option<Entry>> = old.entries.into_iter().map(Some).collect();
+        let mut old = std::mem::take(self).entries;
         // `arg_structs` follows the targets that have one, in order.
         let mut struct_texts = arg_structs.iter();
         for ((target, registration), &at) in targets.iter().zip(registrations).zip(reused) {
@@ -247,25 +248,23 @@ impl Cache {
                 Some(_) => struct_texts.next().cloned(),
                 None => None,
             };
-            let reused = at.and_then(|at| old_entries[at].take());
-            self.entries.push(reused.unwrap_or_else(|| Entry {
-                handler: target.handler.clone(),
+            let reused = at.and_then(|at| old.remove(&at));
+            let entry = reused.unwrap_or_else(|| Entry {
+                handler: Arc::clone(target.handler),
                 arg_struct: target.arg_struct.clone(),
                 input_schema: target.input_schema.clone(),
                 registration: registration.clone(),
                 arg_struct_text,
-            }));
+            });
+            self.entries.insert(address(&entry.handler), entry);
         }
-        // The IR keeps handlers sorted; sorting again only guards the binary search.
-        self.entries
-            .sort_by(|a, b| key(&a.handler).cmp(&key(&b.handler)));
     }
 }
 
 impl Entry {
     /// Whether this entry was formatted from exactly what `target` holds.
     fn formats(&self, target: &Target) -> bool {
-        self.handler == *target.handler
+        Arc::ptr_eq(&self.handler, target.handler)
             && self.arg_struct == target.arg_struct
             && self.input_schema == target.input_schema
     }
@@ -342,7 +341,7 @@ fn unparse(tokens: TokenStream) -> String {
 /// A handler the glue can call: every name in it spells as a Rust identifier and its
 /// arity suits its kind. Plain data, so that chunks can be built on any thread.
 struct Target<'a> {
-    handler: &'a Handler,
+    handler: &'a Arc<Handler>,
     def: Def<'a>,
     /// Module path segments then the function, spelled as identifiers.
     path: Vec<String>,
@@ -458,7 +457,7 @@ fn with_arg_structs<'t, 'a>(
 
 fn target<'a>(
     ir: &Ir,
-    handler: &'a Handler,
+    handler: &'a Arc<Handler>,
     speller: &mut names::Speller,
 ) -> Result<Target<'a>, String> {
     let fail = |why: String| {

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use forge_attrs::Options;
 
 use crate::ir::{
-    reachable_types, Arg, Diagnostic, Handler, Ir, Scalar, TypeDef, TypeRef, WaitKey,
-    WorkflowContract, IR_VERSION,
+    Arg, Diagnostic, Handler, Ir, Scalar, TypeDef, TypeIndex, TypeRef, Usage, WaitKey,
+    WorkflowContract,
 };
 use crate::parse::syntax::{ParsedFile, RawHandler, RawType, TypeExpr};
 use index::{join, Index, Target};
@@ -36,15 +36,15 @@ pub fn build(files: &[ParsedFile]) -> Resolved {
         .flat_map(|f| f.diagnostics.iter().cloned())
         .collect();
     let mut types = Types::new(Index::new(files));
-    let handlers: Vec<Handler> = files
+    let handlers: Vec<Arc<Handler>> = files
         .iter()
         .flat_map(|f| f.handlers.iter())
-        .map(|raw| handler(&mut types, raw))
+        .map(|raw| Arc::new(handler(&mut types, raw)))
         .collect();
     add_models(&mut types, files);
     types.build_queued();
     diagnostics.append(&mut types.diagnostics);
-    finish(handlers, types, diagnostics)
+    finish(handlers, types, diagnostics).0
 }
 
 /// [`build`] for a crate that changes a file or two at a time (watch mode), giving the same
@@ -57,6 +57,10 @@ pub fn build(files: &[ParsedFile]) -> Resolved {
 /// each with the diagnostics and the types it named when it was built, so reachability,
 /// usage and workflow signatures are computed over the same data. Any other change (a
 /// file added or removed, an import, a type renamed) rebuilds everything.
+///
+/// Reused entries are the very allocations of the last IR (the cache keeps each item as
+/// the IR finally holds it, usage and signature included), so an item that did not change
+/// is pointer-equal to its predecessor and emitters' caches recognise it without comparing.
 pub fn build_cached(files: &[ParsedFile], versions: &[&str], cache: &mut Cache) -> Resolved {
     let reusable = cache.reusable(files, versions);
     let changed: HashSet<&str> = files
@@ -83,17 +87,24 @@ pub fn build_cached(files: &[ParsedFile], versions: &[&str], cache: &mut Cache) 
         .collect();
     let mut types = Types::new(Index::new(files));
     types.uses = Some(Vec::new());
-    let mut handlers: Vec<Handler> = Vec::new();
+    let mut handlers: Vec<Arc<Handler>> = Vec::new();
     let mut entries: HashMap<String, FileEntry> = HashMap::with_capacity(files.len());
     let mut old = std::mem::take(&mut cache.files);
     for (file, version) in files.iter().zip(versions) {
-        let kept = old
-            .remove(&file.file)
-            .filter(|_| !changed.contains(file.file.as_str()));
+        let (kept, predecessor) = match old.remove(&file.file) {
+            Some(entry) if !changed.contains(file.file.as_str()) => (Some(entry), None),
+            other => (None, other),
+        };
+        // A rebuilt handler equal to the one it replaces stays that allocation.
+        let predecessors: HashMap<&str, &Arc<Handler>> = predecessor
+            .iter()
+            .flat_map(|entry| &entry.handlers)
+            .map(|item| (item.value.function.as_str(), &item.value))
+            .collect();
         let entry = match kept {
             Some(entry) => {
                 for item in &entry.handlers {
-                    handlers.push(item.value.clone());
+                    handlers.push(Arc::clone(&item.value));
                     types.diagnostics.extend(item.diagnostics.iter().cloned());
                     item.uses.iter().for_each(|used| types.enqueue_reused(used));
                 }
@@ -107,8 +118,12 @@ pub fn build_cached(files: &[ParsedFile], versions: &[&str], cache: &mut Cache) 
                     .iter()
                     .map(|raw| {
                         let (diagnostics, uses) = (types.diagnostics.len(), types.uses_len());
-                        let value = handler(&mut types, raw);
-                        handlers.push(value.clone());
+                        let built = handler(&mut types, raw);
+                        let value = match predecessors.get(built.function.as_str()) {
+                            Some(&old) if **old == built => Arc::clone(old),
+                            _ => Arc::new(built),
+                        };
+                        handlers.push(Arc::clone(&value));
                         Item {
                             value,
                             diagnostics: types.diagnostics[diagnostics..].to_vec(),
@@ -130,37 +145,55 @@ pub fn build_cached(files: &[ParsedFile], versions: &[&str], cache: &mut Cache) 
         cache.types.clear();
         HashMap::new()
     };
-    let mut kept: Vec<(String, Item<TypeDef>)> = Vec::new();
-    let mut new_types: HashMap<String, Item<TypeDef>> = HashMap::new();
+    let mut kept: Vec<String> = Vec::new();
+    let mut new_types: HashMap<String, Item<Arc<TypeDef>>> = HashMap::new();
     types.build_queued_with(
         |id, raw| {
             if changed_types.contains(&std::ptr::from_ref(raw)) {
                 return None;
             }
-            let item = old_types.remove(id)?;
-            let reused = (
-                item.value.clone(),
+            let item = old_types.get(id)?;
+            kept.push(id.to_owned());
+            Some((
+                Arc::clone(&item.value),
                 item.diagnostics.clone(),
                 Arc::clone(&item.uses),
-            );
-            kept.push((id.to_owned(), item));
-            Some(reused)
+            ))
         },
-        |def, diagnostics, uses| {
+        |mut def, diagnostics, uses| {
+            // A rebuilt type equal to the one it replaces stays that allocation; the usage
+            // is `finish`'s to set.
+            let value = match old_types.get(&def.id) {
+                Some(old) => {
+                    def.usage = old.value.usage;
+                    if *old.value == def {
+                        Arc::clone(&old.value)
+                    } else {
+                        Arc::new(def)
+                    }
+                }
+                None => Arc::new(def),
+            };
             new_types.insert(
-                def.id.clone(),
+                value.id.clone(),
                 Item {
-                    value: def.clone(),
+                    value: Arc::clone(&value),
                     diagnostics: diagnostics.to_vec(),
                     uses: uses.into(),
                 },
             );
+            value
         },
     );
-    new_types.extend(kept);
+    new_types.extend(
+        kept.into_iter()
+            .filter_map(|id| old_types.remove_entry(&id)),
+    );
     cache.types = new_types;
     diagnostics.append(&mut types.diagnostics);
-    finish(handlers, types, diagnostics)
+    let (resolved, replaced) = finish(handlers, types, diagnostics);
+    cache.keep(replaced);
+    resolved
 }
 
 /// What [`build_cached`] keeps between builds.
@@ -170,14 +203,14 @@ pub struct Cache {
     order: Vec<String>,
     files: HashMap<String, FileEntry>,
     /// Every type definition the last build made, by id.
-    types: HashMap<String, Item<TypeDef>>,
+    types: HashMap<String, Item<Arc<TypeDef>>>,
 }
 
 struct FileEntry {
     version: String,
     interface: Interface,
     /// One per raw handler of the file, in order.
-    handlers: Vec<Item<Handler>>,
+    handlers: Vec<Item<Arc<Handler>>>,
 }
 
 /// A built entry with what building it reported and the type ids it named.
@@ -213,6 +246,28 @@ impl Interface {
 }
 
 impl Cache {
+    /// Puts the items [`finish`] replaced in place of their predecessors, so that the next
+    /// build starts from the IR's own allocations.
+    fn keep(&mut self, replaced: Replaced) {
+        for def in replaced.types {
+            if let Some(item) = self.types.get_mut(&def.id) {
+                item.value = def;
+            }
+        }
+        for (old, new) in replaced.handlers {
+            let Some(entry) = self.files.get_mut(&new.span.file) else {
+                continue;
+            };
+            if let Some(item) = entry
+                .handlers
+                .iter_mut()
+                .find(|item| std::ptr::eq(Arc::as_ptr(&item.value), old))
+            {
+                item.value = new;
+            }
+        }
+    }
+
     /// Whether the last build's entries can serve this one: the same files, and every file
     /// whose content changed resolves names as it did.
     fn reusable(&self, files: &[ParsedFile], versions: &[&str]) -> bool {
@@ -241,32 +296,51 @@ fn add_models(types: &mut Types, files: &[ParsedFile]) {
     }
 }
 
-/// Usage, workflow signatures and the IR's order, over everything built.
+/// The items [`finish`] had to copy to change them: each type whose usage changed, and each
+/// workflow handler whose signature did (with the address of the handler it replaced).
+#[derive(Default)]
+struct Replaced {
+    types: Vec<Arc<TypeDef>>,
+    handlers: Vec<(*const Handler, Arc<Handler>)>,
+}
+
+/// Usage, workflow signatures and the IR's order, over everything built. Items whose usage
+/// or signature is already right are left as they are (shared, not copied).
 fn finish(
-    mut handlers: Vec<Handler>,
+    mut handlers: Vec<Arc<Handler>>,
     mut types: Types,
     mut diagnostics: Vec<Diagnostic>,
-) -> Resolved {
-    let mut defs: Vec<TypeDef> = std::mem::take(&mut types.defs).into_values().collect();
-    mark_usage(&mut defs, &handlers);
-    for h in &mut handlers {
-        if let Some(contract) = &mut h.workflow {
-            contract.signature = crate::signature::signature(contract, &defs);
-            contract.types_digest = crate::signature::types_digest(contract, &defs);
-        }
+) -> (Resolved, Replaced) {
+    let mut replaced = Replaced::default();
+    let mut defs: Vec<Arc<TypeDef>> = std::mem::take(&mut types.defs).into_values().collect();
+    for (def, usage) in usage(&defs, &handlers) {
+        Arc::make_mut(&mut defs[def]).usage = usage;
+        replaced.types.push(Arc::clone(&defs[def]));
     }
-    handlers
-        .sort_by(|a, b| (&a.name, &a.module, &a.function).cmp(&(&b.name, &b.module, &b.function)));
+    let index = TypeIndex::new(&defs);
+    for h in &mut handlers {
+        let Some(contract) = &h.workflow else {
+            continue;
+        };
+        let signature = crate::signature::signature(contract, &index);
+        let types_digest = crate::signature::types_digest(contract, &index);
+        if contract.signature == signature && contract.types_digest == types_digest {
+            continue;
+        }
+        let old = Arc::as_ptr(h);
+        if let Some(contract) = &mut Arc::make_mut(h).workflow {
+            contract.signature = signature;
+            contract.types_digest = types_digest;
+        }
+        replaced.handlers.push((old, Arc::clone(h)));
+    }
     diagnostics.sort_by(|a, b| (&a.span, &a.code, &a.message).cmp(&(&b.span, &b.code, &b.message)));
     diagnostics.dedup();
-    Resolved {
-        ir: Ir {
-            ir_version: IR_VERSION,
-            handlers,
-            types: defs,
-        },
+    let resolved = Resolved {
+        ir: Ir::new(defs, handlers),
         diagnostics,
-    }
+    };
+    (resolved, replaced)
 }
 
 fn handler(types: &mut Types, raw: &RawHandler) -> Handler {
@@ -405,8 +479,9 @@ fn return_type(types: &mut Types, raw: &RawHandler) -> TypeRef {
     types.type_ref(module, Env::default(), ty)
 }
 
-/// Marks which directions each type crosses the wire in.
-fn mark_usage(defs: &mut [TypeDef], handlers: &[Handler]) {
+/// The directions each type crosses the wire in, for the types (by position) whose
+/// recorded usage is not that.
+fn usage(defs: &[Arc<TypeDef>], handlers: &[Arc<Handler>]) -> Vec<(usize, Usage)> {
     let mut inputs: Vec<&TypeRef> = Vec::new();
     let mut outputs: Vec<&TypeRef> = Vec::new();
     for h in handlers {
@@ -425,18 +500,26 @@ fn mark_usage(defs: &mut [TypeDef], handlers: &[Handler]) {
         })
         .collect();
     outputs.extend(models.iter());
-    let input_ids: HashSet<String> = reachable_types(defs, inputs)
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
-    let output_ids: HashSet<String> = reachable_types(defs, outputs)
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
-    for def in defs.iter_mut() {
-        def.usage.input = input_ids.contains(&def.id);
-        def.usage.output = output_ids.contains(&def.id);
-    }
+    let index = TypeIndex::new(defs);
+    let flags = |roots| {
+        let mut flags = vec![false; defs.len()];
+        index
+            .reachable(roots)
+            .into_iter()
+            .for_each(|i| flags[i] = true);
+        flags
+    };
+    let (input, output) = (flags(inputs), flags(outputs));
+    defs.iter()
+        .enumerate()
+        .filter_map(|(i, def)| {
+            let usage = Usage {
+                input: input[i],
+                output: output[i],
+            };
+            (def.usage != usage).then_some((i, usage))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -483,6 +566,7 @@ mod tests {
         let mut files = kitchen_sink();
         let mut cache = Cache::default();
         let mut glue = crate::emit::rust::Cache::default();
+        let mut typescript = crate::emit::typescript::Cache::default();
         type Edit = fn(&mut Vec<(String, String)>);
         let edits: Vec<(&str, Edit)> = vec![
             ("nothing", |_| {}),
@@ -572,6 +656,74 @@ mod tests {
                 crate::emit::rust::emit(&full.ir),
                 "after {what}: the glue differs"
             );
+            assert_eq!(
+                crate::emit::typescript::emit_cached(&cached.ir, &mut typescript),
+                crate::emit::typescript::emit(&full.ir),
+                "after {what}: the TypeScript client differs"
+            );
+        }
+    }
+
+    /// What the emitters' caches rely on: an edit inside one file leaves every other
+    /// file's handlers and every type it does not touch the same allocations.
+    #[test]
+    fn cached_builds_share_what_did_not_change() {
+        let mut files = kitchen_sink();
+        let mut cache = Cache::default();
+        let build = |files: &[(String, String)], cache: &mut Cache| {
+            let parsed: Vec<ParsedFile> = files
+                .iter()
+                .map(|(rel, text)| {
+                    parse::parse_file(rel, &parse::module_path(rel).expect("a module"), text)
+                })
+                .collect();
+            let versions: Vec<String> = files
+                .iter()
+                .map(|(_, text)| blake3::hash(text.as_bytes()).to_hex().to_string())
+                .collect();
+            let versions: Vec<&str> = versions.iter().map(String::as_str).collect();
+            build_cached(&parsed, &versions, cache).ir
+        };
+        let mut before = build(&files, &mut cache);
+        // (edit, the handler it changes, the type it changes)
+        let edits = [
+            (
+                "A ticket as MCP",
+                "A ticket, as MCP",
+                None,
+                Some("functions::misc::Ticket"),
+            ),
+            (
+                "/// Stripe calls this.",
+                "/// Stripe calls it.",
+                Some("stripe"),
+                None,
+            ),
+        ];
+        for (from, to, handler, ty) in edits {
+            edit(&mut files, MISC, from, to);
+            let after = build(&files, &mut cache);
+            assert_eq!(before.handlers.len(), after.handlers.len());
+            for (old, new) in before.handlers.iter().zip(&after.handlers) {
+                let rebuilt = Some(new.name.as_str()) == handler;
+                assert_eq!(
+                    !Arc::ptr_eq(old, new),
+                    rebuilt,
+                    "handler `{}` after {to:?}",
+                    new.name
+                );
+            }
+            assert_eq!(before.types.len(), after.types.len());
+            for (old, new) in before.types.iter().zip(&after.types) {
+                let rebuilt = Some(new.id.as_str()) == ty;
+                assert_eq!(
+                    !Arc::ptr_eq(old, new),
+                    rebuilt,
+                    "type `{}` after {to:?}",
+                    new.id
+                );
+            }
+            before = after;
         }
     }
 }

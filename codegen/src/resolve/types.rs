@@ -28,7 +28,7 @@ const MAX_TYPE_PARTS: usize = 10_000;
 pub struct Types<'a> {
     pub index: Index<'a>,
     pub diagnostics: Vec<Diagnostic>,
-    pub defs: BTreeMap<String, TypeDef>,
+    pub defs: BTreeMap<String, Arc<TypeDef>>,
     queued: HashSet<String>,
     queue: Vec<String>,
     /// How deep `type_ref` is in its own recursion; 0 between written types.
@@ -303,16 +303,16 @@ impl<'a> Types<'a> {
     }
 
     pub fn build_queued(&mut self) {
-        self.build_queued_with(|_, _| None, |_, _, _| {});
+        self.build_queued_with(|_, _| None, |def, _, _| Arc::new(def));
     }
 
     /// [`Self::build_queued`], taking each type from `reuse` when it has it (a definition
-    /// with the diagnostics and uses building it gave) and telling `built` about each type
-    /// it built, with the diagnostics and uses recorded in [`Self::uses`].
+    /// with the diagnostics and uses building it gave) and handing each type it built to
+    /// `built`, with the diagnostics and uses recorded in [`Self::uses`], to be shared.
     pub fn build_queued_with(
         &mut self,
-        mut reuse: impl FnMut(&str, &RawType) -> Option<(TypeDef, Vec<Diagnostic>, Arc<[String]>)>,
-        mut built: impl FnMut(&TypeDef, &[Diagnostic], &[String]),
+        mut reuse: impl FnMut(&str, &RawType) -> Option<(Arc<TypeDef>, Vec<Diagnostic>, Arc<[String]>)>,
+        mut built: impl FnMut(TypeDef, &[Diagnostic], &[String]) -> Arc<TypeDef>,
     ) {
         while let Some(id) = self.queue.pop() {
             let Some(raw) = self.index.type_def(&id) else {
@@ -326,11 +326,7 @@ impl<'a> Types<'a> {
             }
             let (diagnostics, uses) = (self.diagnostics.len(), self.uses_len());
             let def = self.type_def(&id, raw);
-            built(
-                &def,
-                &self.diagnostics[diagnostics..],
-                self.uses_since(uses),
-            );
+            let def = built(def, &self.diagnostics[diagnostics..], self.uses_since(uses));
             self.defs.insert(id, def);
         }
     }

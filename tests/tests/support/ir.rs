@@ -6,14 +6,8 @@ use forge_codegen::ir::{
 };
 
 /// An IR with its lists sorted the way the parser sorts them.
-pub fn ir(mut types: Vec<TypeDef>, mut handlers: Vec<Handler>) -> Ir {
-    types.sort_by(|a, b| a.id.cmp(&b.id));
-    handlers.sort_by(|a, b| (&a.name, &a.module).cmp(&(&b.name, &b.module)));
-    Ir {
-        ir_version: IR_VERSION,
-        handlers,
-        types,
-    }
+pub fn ir(types: Vec<TypeDef>, handlers: Vec<Handler>) -> Ir {
+    Ir::new(types, handlers)
 }
 
 /// A type used in both directions; `id` is its path (`billing::Status`).

@@ -31,6 +31,7 @@ pub(super) fn functions(
         .handlers
         .iter()
         .filter(|h| matches!(h.kind, Kind::Query | Kind::Mutation))
+        .map(|h| &**h)
         .collect();
     // Functions first: a hook's name yields to a function's.
     let functions: Vec<String> = callable

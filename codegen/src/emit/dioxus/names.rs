@@ -7,6 +7,7 @@
 //! those.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use proc_macro2::{Ident, Span};
 
@@ -131,7 +132,7 @@ impl Namer {
 /// type has it and it is free; otherwise its module path in PascalCase in front
 /// (`billing::Status` → `BillingStatus`, the crate root is `Crate`), as in the TypeScript
 /// client. Plain names are handed out first so that a prefixed name never takes one away.
-pub(super) fn type_names(defs: &[TypeDef], namer: &mut Namer) -> Vec<String> {
+pub(super) fn type_names(defs: &[Arc<TypeDef>], namer: &mut Namer) -> Vec<String> {
     let mut count: HashMap<&str, usize> = HashMap::new();
     for def in defs {
         *count.entry(def.name.as_str()).or_default() += 1;

@@ -72,17 +72,18 @@ fn plain_without_parsing(name: &str) -> bool {
 /// name; a later handler whose name would repeat an earlier one's gets the first free
 /// `2`, `3`, … suffix that no other handler's own name takes, so adding a suffix never
 /// steals a name and the result depends only on the order of the IR.
-pub(super) fn struct_names<'a>(
-    handler_names: impl Iterator<Item = &'a str> + Clone,
-) -> Vec<String> {
-    let bases: BTreeSet<String> = handler_names.clone().map(pascal_case).collect();
+pub(super) fn struct_names<'a>(handler_names: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let bases: Vec<String> = handler_names.map(pascal_case).collect();
+    let all: BTreeSet<&str> = bases.iter().map(String::as_str).collect();
     let mut taken = BTreeSet::new();
-    handler_names
-        .map(|name| {
-            let base = pascal_case(name);
+    bases
+        .iter()
+        .map(|base| {
             let mut candidate = base.clone();
             let mut n = 2;
-            while taken.contains(&candidate) || (candidate != base && bases.contains(&candidate)) {
+            while taken.contains(&candidate)
+                || (candidate != *base && all.contains(candidate.as_str()))
+            {
                 candidate = format!("{base}{n}");
                 n += 1;
             }
@@ -107,7 +108,8 @@ fn pascal_case(name: &str) -> String {
     let type_parameter = out
         .strip_prefix('A')
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-    if syn::parse_str::<Ident>(&out).is_ok() && !type_parameter {
+    let identifier = plain_without_parsing(&out) || syn::parse_str::<Ident>(&out).is_ok();
+    if identifier && !type_parameter {
         out
     } else {
         format!("Args{out}")

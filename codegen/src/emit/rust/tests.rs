@@ -1,6 +1,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use forge_attrs::*;
 use proc_macro2::TokenStream;
@@ -132,10 +133,11 @@ fn mcp_tool(path: &str, args: &[&str]) -> Handler {
     handler(Options::McpTool(McpToolOptions::default()), path, args)
 }
 
+/// An IR of these handlers in the order given.
 fn ir(handlers: Vec<Handler>) -> Ir {
     Ir {
         ir_version: IR_VERSION,
-        handlers,
+        handlers: handlers.into_iter().map(Arc::new).collect(),
         types: Vec::new(),
     }
 }

@@ -3,54 +3,98 @@
 
 use std::collections::BTreeSet;
 use std::fmt::{self, Write};
+use std::sync::Arc;
 
-use super::names::{camel_case, pascal_case, to_identifier, Namer, TypeNames};
+use rayon::prelude::*;
+
+use super::names::{callable, CallNames, Naming, TypeNames};
 use super::syntax::{write_doc, write_property, write_string};
 use super::types::TypeWriter;
 use crate::ir::{Handler, Ir, Kind, TypeRef};
 
+/// One callable handler's part of `api.ts`, kept between emissions (watch mode): its text
+/// is a function of the handler and of the names, nothing else.
+pub(super) struct CallChunk {
+    handler: Arc<Handler>,
+    /// Its arguments interface and its function.
+    function: String,
+    /// Its entry in the `Queries` or `Mutations` map.
+    entry: String,
+    /// The IR types (by index) its text names.
+    used: Vec<usize>,
+}
+
+/// Writes `api.ts`, taking the chunk of each handler that `previous` (the last emission's
+/// chunks, parallel to the callable handlers and named the same) holds for the very same
+/// handler; returns this emission's chunks.
 pub(super) fn write_api(
     out: &mut String,
     ir: &Ir,
+    naming: &Naming,
     names: &TypeNames,
-    namer: &mut Namer,
-) -> fmt::Result {
+    previous: Option<Vec<CallChunk>>,
+) -> Result<Vec<CallChunk>, fmt::Error> {
+    let handlers: Vec<&Arc<Handler>> = callable(ir).collect();
+    let mut previous: Vec<Option<CallChunk>> = match previous {
+        Some(chunks) => chunks.into_iter().map(Some).collect(),
+        None => Vec::new(),
+    };
+    previous.resize_with(handlers.len(), || None);
+    let chunks: Vec<CallChunk> = handlers
+        .par_iter()
+        .zip(&naming.calls)
+        .zip(previous)
+        .map(|((handler, call_names), previous)| match previous {
+            Some(chunk) if Arc::ptr_eq(&chunk.handler, handler) => Ok(chunk),
+            _ => call_chunk(handler, call_names, names),
+        })
+        .collect::<Result<_, fmt::Error>>()?;
+
+    let mut used: Vec<usize> = chunks.iter().flat_map(|c| c.used.iter().copied()).collect();
+    used.sort_unstable();
+    used.dedup();
+    write_imports(out, &used, names, !chunks.is_empty(), naming.live.is_some())?;
+    chunks.iter().for_each(|c| out.push_str(&c.function));
+    for (name, kind, of) in [
+        ("Queries", "query", Kind::Query),
+        ("Mutations", "mutation", Kind::Mutation),
+    ] {
+        let entries: String = chunks
+            .iter()
+            .filter(|c| c.handler.kind == of)
+            .map(|c| c.entry.as_str())
+            .collect();
+        write_map(out, name, kind, &entries)?;
+    }
+    if let Some((subscribe, live)) = &naming.live {
+        write_live(out, subscribe, live)?;
+    }
+    Ok(chunks)
+}
+
+fn call_chunk(
+    handler: &Arc<Handler>,
+    call_names: &CallNames,
+    names: &TypeNames,
+) -> Result<CallChunk, fmt::Error> {
     let mut writer = TypeWriter::new(names);
-    let mut functions = String::new();
-    let mut queries = String::new();
-    let mut mutations = String::new();
-    for handler in &ir.handlers {
-        // Other kinds run inside the server and cannot be called over RPC.
-        let map = match handler.kind {
-            Kind::Query => &mut queries,
-            Kind::Mutation => &mut mutations,
-            _ => continue,
-        };
-        let function = namer.claim(to_identifier(&camel_case(&handler.name)));
-        let args = (!handler.args.is_empty())
-            .then(|| namer.claim(to_identifier(&pascal_case(&handler.name)) + "Args"));
-        let result = writer.render(&handler.returns)?;
-        let call = Call {
-            handler,
-            function: &function,
-            args: args.as_deref(),
-            result: &result,
-        };
-        call.write_function(&mut functions, &mut writer)?;
-        call.write_map_entry(map)?;
-    }
-    let any_query = !queries.is_empty();
-    write_imports(out, &writer, names, !functions.is_empty(), any_query)?;
-    out.write_str(&functions)?;
-    write_map(out, "Queries", "query", &queries)?;
-    write_map(out, "Mutations", "mutation", &mutations)?;
-    if any_query {
-        // Claimed after the handlers, so a query named `subscribe` keeps its name.
-        let subscribe = namer.claim("subscribe".to_owned());
-        let live = namer.claim("live".to_owned());
-        write_live(out, &subscribe, &live)?;
-    }
-    Ok(())
+    let result = writer.render(&handler.returns)?;
+    let call = Call {
+        handler,
+        function: &call_names.function,
+        args: call_names.args.as_deref(),
+        result: &result,
+    };
+    let mut function = String::new();
+    call.write_function(&mut function, &mut writer)?;
+    let mut entry = String::new();
+    call.write_map_entry(&mut entry)?;
+    Ok(CallChunk {
+        handler: Arc::clone(handler),
+        function,
+        entry,
+        used: writer.into_used(),
+    })
 }
 
 /// The typed entry points of live queries: `subscribe(client, "name", args, onData,
@@ -90,7 +134,7 @@ export function LIVE<K extends keyof Queries>(
 /// Only what is used: unused imports fail builds with `noUnusedLocals`.
 fn write_imports(
     out: &mut String,
-    writer: &TypeWriter,
+    used: &[usize],
     names: &TypeNames,
     any_function: bool,
     any_query: bool,
@@ -102,7 +146,7 @@ fn write_imports(
     } else if any_function {
         out.write_str("import type { CallOptions, ForgeClient } from \"./client.js\";\n")?;
     }
-    let used: BTreeSet<&str> = writer.used().map(|index| names.name(index)).collect();
+    let used: BTreeSet<&str> = used.iter().map(|&index| names.name(index)).collect();
     if !used.is_empty() {
         out.write_str("import type {\n")?;
         for name in used {

@@ -6,19 +6,13 @@ use insta::assert_snapshot;
 use super::emit;
 use crate::ir::{
     Arg, Field, Handler, Ir, Kind, Options, Scalar, Shape, Span, StructTag, Tagging, TypeDef,
-    TypeRef, Usage, Variant, VariantShape, WireName, IR_VERSION,
+    TypeRef, Usage, Variant, VariantShape, WireName,
 };
 
 // ---- IR builders -------------------------------------------------------------------------
 
-pub(crate) fn ir(mut types: Vec<TypeDef>, mut handlers: Vec<Handler>) -> Ir {
-    types.sort_by(|a, b| a.id.cmp(&b.id));
-    handlers.sort_by(|a, b| (&a.name, &a.module).cmp(&(&b.name, &b.module)));
-    Ir {
-        ir_version: IR_VERSION,
-        handlers,
-        types,
-    }
+pub(crate) fn ir(types: Vec<TypeDef>, handlers: Vec<Handler>) -> Ir {
+    Ir::new(types, handlers)
 }
 
 /// A type used in both directions; `id` is its path (`billing::Status`).

@@ -1,6 +1,9 @@
 //! `types.ts`: one declaration per IR type, exactly as serde puts it on the wire.
 
 use std::fmt::{self, Write};
+use std::sync::Arc;
+
+use rayon::prelude::*;
 
 use super::names::TypeNames;
 use super::syntax::{write_doc, write_property, write_string, Pad};
@@ -12,18 +15,52 @@ use crate::ir::{
 /// Arrays longer than this become `T[]`: a tuple type of hundreds of elements helps no one.
 const MAX_TUPLE_ARRAY: u32 = 32;
 
-pub(super) fn write_types(out: &mut String, ir: &Ir, names: &TypeNames) -> fmt::Result {
-    let mut writer = TypeWriter::new(names);
-    for (index, def) in ir.types.iter().enumerate() {
-        out.write_char('\n')?;
-        writer.params = &def.generics;
-        writer.write_def(out, def, names.name(index))?;
-    }
+/// One type's declaration in `types.ts`, kept between emissions (watch mode): its text is a
+/// function of the definition and of the names of the types, nothing else.
+pub(super) struct DeclChunk {
+    def: Arc<TypeDef>,
+    text: String,
+}
+
+/// Writes `types.ts`, taking the declaration of each definition that `previous` (the last
+/// emission's chunks, parallel to the IR's types and named the same) holds for the very
+/// same definition; returns this emission's chunks.
+pub(super) fn write_types(
+    out: &mut String,
+    ir: &Ir,
+    names: &TypeNames,
+    previous: Option<Vec<DeclChunk>>,
+) -> Result<Vec<DeclChunk>, fmt::Error> {
+    let mut previous: Vec<Option<DeclChunk>> = match previous {
+        Some(chunks) => chunks.into_iter().map(Some).collect(),
+        None => Vec::new(),
+    };
+    previous.resize_with(ir.types.len(), || None);
+    let chunks: Vec<DeclChunk> = ir
+        .types
+        .par_iter()
+        .zip(previous)
+        .enumerate()
+        .map(|(index, (def, previous))| match previous {
+            Some(chunk) if Arc::ptr_eq(&chunk.def, def) => Ok(chunk),
+            _ => {
+                let mut text = String::from("\n");
+                let mut writer = TypeWriter::new(names);
+                writer.params = &def.generics;
+                writer.write_def(&mut text, def, names.name(index))?;
+                Ok(DeclChunk {
+                    def: Arc::clone(def),
+                    text,
+                })
+            }
+        })
+        .collect::<Result<_, fmt::Error>>()?;
+    chunks.iter().for_each(|chunk| out.push_str(&chunk.text));
     if ir.types.is_empty() {
         // Keeps the file a module, so `export * from "./types.js"` stays valid.
         out.write_str("\nexport {};\n")?;
     }
-    Ok(())
+    Ok(chunks)
 }
 
 /// Which way a type crosses the wire, which decides its skipped fields and wire names.
@@ -73,8 +110,8 @@ pub(super) struct TypeWriter<'a> {
     names: &'a TypeNames<'a>,
     /// The generic parameters in scope: those of the declaration being written.
     params: &'a [String],
-    /// Parallel to the IR's `types`.
-    used: Vec<bool>,
+    /// The IR types (by index) written so far, repeats included.
+    used: Vec<usize>,
 }
 
 impl<'a> TypeWriter<'a> {
@@ -86,12 +123,11 @@ impl<'a> TypeWriter<'a> {
         }
     }
 
-    /// The indices of the IR types written so far, ascending.
-    pub(super) fn used(&self) -> impl Iterator<Item = usize> + '_ {
+    /// The indices of the IR types written, ascending.
+    pub(super) fn into_used(mut self) -> Vec<usize> {
+        self.used.sort_unstable();
+        self.used.dedup();
         self.used
-            .iter()
-            .enumerate()
-            .filter_map(|(index, used)| used.then_some(index))
     }
 
     pub(super) fn write_ty(&mut self, out: &mut String, ty: &TypeRef) -> fmt::Result {
@@ -163,10 +199,7 @@ impl<'a> TypeWriter<'a> {
             // A dangling id is a parser bug; `unknown` keeps the output compiling.
             return out.write_str("unknown");
         };
-        if self.used.len() <= index {
-            self.used.resize(index + 1, false);
-        }
-        self.used[index] = true;
+        self.used.push(index);
         out.write_str(self.names.name(index))?;
         if !args.is_empty() {
             out.write_char('<')?;
