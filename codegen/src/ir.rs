@@ -479,7 +479,7 @@ impl Shape {
 /// The IR's types by id, for walking from type references to the definitions they name.
 pub struct TypeIndex<'a> {
     types: &'a [Arc<TypeDef>],
-    position: std::collections::HashMap<&'a str, usize>,
+    position: foldhash::HashMap<&'a str, usize>,
 }
 
 impl<'a> TypeIndex<'a> {
@@ -501,7 +501,8 @@ impl<'a> TypeIndex<'a> {
     /// The positions in `types` of every definition reachable from `roots` through fields,
     /// variants and generic arguments, in order (so by id when `types` is the IR's).
     pub fn reachable(&self, roots: impl IntoIterator<Item = &'a TypeRef>) -> Vec<usize> {
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = vec![false; self.types.len()];
+        let mut reached = Vec::new();
         let mut stack: Vec<&'a TypeRef> = roots.into_iter().collect();
         while let Some(ty) = stack.pop() {
             match ty {
@@ -510,7 +511,8 @@ impl<'a> TypeIndex<'a> {
                     let Some(&i) = self.position.get(id.as_str()) else {
                         continue;
                     };
-                    if seen.insert(i) {
+                    if !std::mem::replace(&mut seen[i], true) {
+                        reached.push(i);
                         stack.extend(self.types[i].shape.type_refs());
                     }
                 }
@@ -522,7 +524,6 @@ impl<'a> TypeIndex<'a> {
                 TypeRef::Scalar { .. } | TypeRef::Param { .. } | TypeRef::Unsupported { .. } => {}
             }
         }
-        let mut reached: Vec<usize> = seen.into_iter().collect();
         reached.sort_unstable();
         reached
     }

@@ -116,7 +116,6 @@
 mod layout;
 mod names;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use forge_attrs::{
@@ -166,29 +165,51 @@ fn emit_with(ir: &Ir, cache: Option<&mut Cache>) -> String {
     // statements of a block and the items of a module independently of one another, so
     // the result is the same as formatting the whole file at once (a test checks it).
     // That is also why a chunk can be reused: its text depends on its handler alone.
-    let registrations: Vec<String> = targets
+    // Only chunks the cache does not hold are formatted; the file is assembled from both
+    // without copying the cached ones first.
+    let registrations: Vec<Option<String>> = targets
         .par_iter()
         .zip(&reused)
         .enumerate()
-        .map(|(i, (target, &at))| match entry(at) {
-            Some(entry) => entry.registration.clone(),
-            None => format_chunk(Place::Register, i, registration(i, target)),
+        .map(|(i, (target, &at))| {
+            entry(at)
+                .is_none()
+                .then(|| format_chunk(Place::Register, i, registration(i, target)))
         })
         .collect();
-    let arg_structs: Vec<String> = with_structs
+    let arg_structs: Vec<Option<String>> = with_structs
         .par_iter()
         .zip(&struct_reused)
-        .map(
-            |(&(i, target, name), &at)| match entry(at).and_then(|e| e.arg_struct_text.clone()) {
-                Some(text) => text,
-                None => format_chunk(Place::Args, i, arg_struct(i, target, name)),
-            },
-        )
+        .map(|(&(i, target, name), &at)| {
+            entry(at)
+                .and_then(|e| e.arg_struct_text.as_ref())
+                .is_none()
+                .then(|| format_chunk(Place::Args, i, arg_struct(i, target, name)))
+        })
         .collect();
+    let registration_texts: Vec<&str> = registrations
+        .iter()
+        .zip(&reused)
+        .filter_map(|(fresh, &at)| {
+            fresh
+                .as_deref()
+                .or_else(|| entry(at).map(|e| e.registration.as_str()))
+        })
+        .collect();
+    let arg_struct_texts: Vec<&str> = arg_structs
+        .iter()
+        .zip(&struct_reused)
+        .filter_map(|(fresh, &at)| {
+            fresh
+                .as_deref()
+                .or_else(|| entry(at).and_then(|e| e.arg_struct_text.as_deref()))
+        })
+        .collect();
+    let out = frame(&registration_texts, &arg_struct_texts);
     if let Some(cache) = cache {
-        cache.refill(&targets, &reused, &registrations, &arg_structs);
+        cache.refill(&targets, &reused, registrations, arg_structs);
     }
-    frame(&registrations, &arg_structs)
+    out
 }
 
 /// The formatted chunks of the glue's last emission, by handler.
@@ -204,7 +225,7 @@ fn emit_with(ir: &Ir, cache: Option<&mut Cache>) -> String {
 pub struct Cache {
     /// By [`address`] of the handler each entry was formatted from. The entry holds that
     /// handler, so no other handler can have its address while the entry exists.
-    entries: HashMap<usize, Entry>,
+    entries: foldhash::HashMap<usize, Entry>,
 }
 
 struct Entry {
@@ -234,28 +255,30 @@ impl Cache {
         &mut self,
         targets: &[Result<Target, String>],
         reused: &[Option<usize>],
-        registrations: &[String],
-        arg_structs: &[String],
+        registrations: Vec<Option<String>>,
+        arg_structs: Vec<Option<String>>,
     ) {
         let mut old = std::mem::take(self).entries;
         // `arg_structs` follows the targets that have one, in order.
-        let mut struct_texts = arg_structs.iter();
+        let mut struct_texts = arg_structs.into_iter();
         for ((target, registration), &at) in targets.iter().zip(registrations).zip(reused) {
             let Ok(target) = target else {
                 continue;
             };
             let arg_struct_text = match target.arg_struct {
-                Some(_) => struct_texts.next().cloned(),
+                Some(_) => struct_texts.next().flatten(),
                 None => None,
             };
-            let reused = at.and_then(|at| old.remove(&at));
-            let entry = reused.unwrap_or_else(|| Entry {
-                handler: Arc::clone(target.handler),
-                arg_struct: target.arg_struct.clone(),
-                input_schema: target.input_schema.clone(),
-                registration: registration.clone(),
-                arg_struct_text,
-            });
+            let entry = match (at.and_then(|at| old.remove(&at)), registration) {
+                (Some(reused), _) => reused,
+                (None, registration) => Entry {
+                    handler: Arc::clone(target.handler),
+                    arg_struct: target.arg_struct.clone(),
+                    input_schema: target.input_schema.clone(),
+                    registration: registration.unwrap_or_default(),
+                    arg_struct_text,
+                },
+            };
             self.entries.insert(address(&entry.handler), entry);
         }
     }
@@ -271,8 +294,16 @@ impl Entry {
 }
 
 /// The file around the chunks, as prettyplease prints it.
-fn frame(registrations: &[String], arg_structs: &[String]) -> String {
-    let mut out = format!("{GENERATED_HEADER}\n//! {FILE_DOC}\n/// {REGISTER_DOC}\n");
+fn frame(registrations: &[&str], arg_structs: &[&str]) -> String {
+    let chunks: usize = registrations
+        .iter()
+        .chain(arg_structs)
+        .map(|c| c.len())
+        .sum();
+    let mut out = String::with_capacity(chunks + 1024);
+    out.push_str(&format!(
+        "{GENERATED_HEADER}\n//! {FILE_DOC}\n/// {REGISTER_DOC}\n"
+    ));
     if registrations.is_empty() {
         // `_registry`, so that an empty `register` does not warn in the user's build.
         out.push_str("pub fn register(_registry: &mut forge::Registry) {}\n");
@@ -423,11 +454,10 @@ enum Input {
 
 /// Every handler as a [`Target`], or the message of the `compile_error!` replacing it.
 fn targets(ir: &Ir) -> Vec<Result<Target<'_>, String>> {
-    let mut speller = names::Speller::default();
     let mut targets: Vec<_> = ir
         .handlers
-        .iter()
-        .map(|h| target(ir, h, &mut speller))
+        .par_iter()
+        .map_init(names::Speller::default, |speller, h| target(ir, h, speller))
         .collect();
     let mut with_structs: Vec<&mut Target> = targets
         .iter_mut()

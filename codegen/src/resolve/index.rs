@@ -1,7 +1,8 @@
 //! Name resolution across the crate's modules: `use` paths, `crate::`, `super::`, `self::`,
 //! re-exports, glob imports and type aliases.
 
-use std::collections::{HashMap, HashSet};
+// A fast hash: the index is rebuilt at every regeneration in watch mode.
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use crate::parse::syntax::{ParsedFile, RawAlias, RawType, Scope};
 

@@ -5,10 +5,13 @@ mod index;
 mod known;
 mod types;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
+// A fast hash: watch mode looks every file and type up at every regeneration.
+use foldhash::{HashMap, HashMapExt, HashSet};
 use forge_attrs::Options;
+use rayon::prelude::*;
 
 use crate::ir::{
     Arg, Diagnostic, Handler, Ir, Scalar, TypeDef, TypeIndex, TypeRef, Usage, WaitKey,
@@ -313,26 +316,32 @@ fn finish(
 ) -> (Resolved, Replaced) {
     let mut replaced = Replaced::default();
     let mut defs: Vec<Arc<TypeDef>> = std::mem::take(&mut types.defs).into_values().collect();
-    for (def, usage) in usage(&defs, &handlers) {
+    let index = TypeIndex::new(&defs);
+    let usages = usage(&index, &handlers);
+    // Signatures do not read usage, so both are computed before either is written.
+    let signatures: Vec<(usize, String, String)> = handlers
+        .par_iter()
+        .enumerate()
+        .filter_map(|(i, h)| {
+            let contract = h.workflow.as_ref()?;
+            let signature = crate::signature::signature(contract, &index);
+            let types_digest = crate::signature::types_digest(contract, &index);
+            let same = contract.signature == signature && contract.types_digest == types_digest;
+            (!same).then_some((i, signature, types_digest))
+        })
+        .collect();
+    drop(index);
+    for (def, usage) in usages {
         Arc::make_mut(&mut defs[def]).usage = usage;
         replaced.types.push(Arc::clone(&defs[def]));
     }
-    let index = TypeIndex::new(&defs);
-    for h in &mut handlers {
-        let Some(contract) = &h.workflow else {
-            continue;
-        };
-        let signature = crate::signature::signature(contract, &index);
-        let types_digest = crate::signature::types_digest(contract, &index);
-        if contract.signature == signature && contract.types_digest == types_digest {
-            continue;
-        }
-        let old = Arc::as_ptr(h);
-        if let Some(contract) = &mut Arc::make_mut(h).workflow {
+    for (i, signature, types_digest) in signatures {
+        let old = Arc::as_ptr(&handlers[i]);
+        if let Some(contract) = &mut Arc::make_mut(&mut handlers[i]).workflow {
             contract.signature = signature;
             contract.types_digest = types_digest;
         }
-        replaced.handlers.push((old, Arc::clone(h)));
+        replaced.handlers.push((old, Arc::clone(&handlers[i])));
     }
     diagnostics.sort_by(|a, b| (&a.span, &a.code, &a.message).cmp(&(&b.span, &b.code, &b.message)));
     diagnostics.dedup();
@@ -481,7 +490,8 @@ fn return_type(types: &mut Types, raw: &RawHandler) -> TypeRef {
 
 /// The directions each type crosses the wire in, for the types (by position) whose
 /// recorded usage is not that.
-fn usage(defs: &[Arc<TypeDef>], handlers: &[Arc<Handler>]) -> Vec<(usize, Usage)> {
+fn usage(index: &TypeIndex, handlers: &[Arc<Handler>]) -> Vec<(usize, Usage)> {
+    let defs = index.types();
     let mut inputs: Vec<&TypeRef> = Vec::new();
     let mut outputs: Vec<&TypeRef> = Vec::new();
     for h in handlers {
@@ -491,16 +501,12 @@ fn usage(defs: &[Arc<TypeDef>], handlers: &[Arc<Handler>]) -> Vec<(usize, Usage)
             inputs.extend(contract.waits.iter().filter_map(|w| w.ty.as_ref()));
         }
     }
-    let models: Vec<TypeRef> = defs
-        .iter()
-        .filter(|d| d.model.is_some())
-        .map(|d| TypeRef::Named {
-            id: d.id.clone(),
-            args: Vec::new(),
-        })
-        .collect();
-    outputs.extend(models.iter());
-    let index = TypeIndex::new(defs);
+    // Models are output, and so is what they reach.
+    outputs.extend(
+        defs.iter()
+            .filter(|d| d.model.is_some())
+            .flat_map(|d| d.shape.type_refs()),
+    );
     let flags = |roots| {
         let mut flags = vec![false; defs.len()];
         index
@@ -509,7 +515,10 @@ fn usage(defs: &[Arc<TypeDef>], handlers: &[Arc<Handler>]) -> Vec<(usize, Usage)
             .for_each(|i| flags[i] = true);
         flags
     };
-    let (input, output) = (flags(inputs), flags(outputs));
+    let (input, mut output) = (flags(inputs), flags(outputs));
+    for (i, def) in defs.iter().enumerate() {
+        output[i] |= def.model.is_some();
+    }
     defs.iter()
         .enumerate()
         .filter_map(|(i, def)| {

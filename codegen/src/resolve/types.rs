@@ -1,7 +1,7 @@
 //! Type expressions → [`TypeRef`]s, and raw type definitions → [`TypeDef`]s with their wire
 //! names computed the way serde computes them.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::index::{Index, Target};
@@ -29,7 +29,7 @@ pub struct Types<'a> {
     pub index: Index<'a>,
     pub diagnostics: Vec<Diagnostic>,
     pub defs: BTreeMap<String, Arc<TypeDef>>,
-    queued: HashSet<String>,
+    queued: foldhash::HashSet<String>,
     queue: Vec<String>,
     /// How deep `type_ref` is in its own recursion; 0 between written types.
     nesting: u32,
@@ -74,7 +74,7 @@ impl<'a> Types<'a> {
             index,
             diagnostics: Vec::new(),
             defs: BTreeMap::new(),
-            queued: HashSet::new(),
+            queued: foldhash::HashSet::default(),
             queue: Vec::new(),
             nesting: 0,
             parts_left: MAX_TYPE_PARTS,
