@@ -69,6 +69,12 @@ fn main() {
     let start = Instant::now();
     let typescript = emit::typescript::emit(&resolved.ir);
     let typescript_time = start.elapsed();
+    let mut cache = emit::typescript::Cache::default();
+    emit::typescript::emit_cached(&resolved.ir, &mut cache);
+    let start = Instant::now();
+    let cached = emit::typescript::emit_cached(&resolved.ir, &mut cache);
+    let typescript_cached_time = start.elapsed();
+    assert!(cached == typescript, "the cached TypeScript client differs");
     println!(
         "{} files, {} handlers, {} types, {} diagnostics",
         parsed.len(),
@@ -88,4 +94,5 @@ fn main() {
         "typescript         {typescript_time:>10.1?}  {} bytes",
         typescript.iter().map(|f| f.contents.len()).sum::<usize>()
     );
+    println!("typescript (cached) {typescript_cached_time:>9.1?}");
 }
