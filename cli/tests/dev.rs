@@ -2,9 +2,12 @@
 //! once per save with the change, reports a build failure and recovers, and Ctrl-C stops
 //! the app and the database server it started.
 //!
-//! The app builds in the workspace's target directory (as `tests/new.rs` does), so the
-//! dependencies it shares with the workspace and with `forge new`'s own test are compiled
-//! once.
+//! The app builds in the workspace's target directory with the profile of `tests/new.rs`'s
+//! projects and with their feature set: `forge dev -- --features forge/test-support --config
+//! <profile>` (cargo run arguments, passed through; `forge_tests::nested`) turns on the
+//! feature the projects' tests build the runtime with. So the runtime and its dependencies
+//! compile once for this test and `forge new`'s, and each rebuild here compiles the app's
+//! crate alone.
 
 mod running;
 mod support;
@@ -105,11 +108,13 @@ fn dev_serves_restarts_on_save_and_stops_what_it_started() {
     let port = free_port();
     let mut command = Command::new(env!("CARGO_BIN_EXE_forge"));
     command
-        .arg("dev")
+        .args(["dev", "--", "--features", "forge/test-support"])
+        .args(forge_tests::nested::profile_args())
         .current_dir(&app)
         .env("FORGE_ADDR", format!("127.0.0.1:{port}"))
         .env("CARGO_TARGET_DIR", shared_target())
         .env("CARGO", env!("CARGO"));
+    forge_tests::nested::clean_env(&mut command);
     // With DATABASE_URL the test uses a database of its own on that server and forge dev
     // starts none; without, forge dev starts the project's embedded cluster.
     let _database;
@@ -215,6 +220,7 @@ fn a_server_forge_dev_did_not_start_is_left_running() {
         .env_remove("DATABASE_URL")
         .env("CARGO_TARGET_DIR", shared_target())
         .env("CARGO", env!("CARGO"));
+    forge_tests::nested::clean_env(&mut command);
     let mut dev = Running::start(command);
     dev.wait_for_output(
         "already running, left running on exit",

@@ -10,8 +10,9 @@ use std::process::{Command, Output, Stdio};
 use support::{forge, stderr};
 
 /// Where the generated projects build: the workspace's own target directory (cargo
-/// releases its lock before running tests), so every dependency the generated project
-/// shares with the workspace in the same configuration is compiled once, not again.
+/// releases its lock before running tests), shared with `tests/dev.rs`'s app. With one
+/// profile for all of them (`forge_tests::nested`) and one mode (a build, never a bare
+/// check), the runtime and its dependencies compile once for every generated project.
 fn shared_target() -> PathBuf {
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
     tmp.parent()
@@ -20,11 +21,8 @@ fn shared_target() -> PathBuf {
 }
 
 fn cargo(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO"))
+    forge_tests::nested::cargo(dir, &shared_target())
         .args(args)
-        .current_dir(dir)
-        .env("CARGO_TARGET_DIR", shared_target())
-        .stdin(Stdio::null())
         .output()
         .expect("cargo runs")
 }
@@ -155,9 +153,11 @@ fn a_backend_only_project_gets_every_handler_scaffold_and_still_checks_clean() {
         "forge generate --check",
         &forge(&app, &["generate", "--check"]),
     );
+    // Built, not only checked (which also type-checks every target): the dependencies are
+    // then the very builds the TypeScript project's `cargo test` uses.
     assert_ok(
-        "cargo check",
-        &cargo(&app, &["check", "--quiet", "--all-targets"]),
+        "cargo test --no-run",
+        &cargo(&app, &["test", "--quiet", "--no-run"]),
     );
 
     // Never overwrites, and says why.
@@ -316,17 +316,26 @@ fn a_dioxus_project_checks_clean_and_its_frontend_compiles_against_dioxus() {
         &forge(&app, &["generate", "--check"]),
     );
     assert_ok(
-        "cargo check (backend)",
-        &cargo(&app, &["check", "--quiet", "--all-targets"]),
+        "cargo test --no-run (backend)",
+        &cargo(&app, &["test", "--quiet", "--no-run"]),
     );
-    // The frontend is a crate of its own; it shares the Dioxus builds of the Dioxus client
-    // tests in <target>/dioxus-check.
-    let output = Command::new(env!("CARGO"))
-        .args(["check", "--quiet"])
-        .current_dir(app.join("frontend"))
-        .env("CARGO_TARGET_DIR", shared_target().join("dioxus-check"))
-        .stdin(Stdio::null())
+    // The frontend is a crate of its own. Its dependencies are the test app frontend's
+    // (`tests/app/frontend/dioxus`), whose Cargo.lock pins them for the Dioxus client tests;
+    // with that lock and the same build (not a check) in the same <target>/dioxus-check, it
+    // shares their Dioxus builds and compiles only itself.
+    let frontend = app.join("frontend");
+    std::fs::copy(
+        test_app_frontend().join("Cargo.lock"),
+        frontend.join("Cargo.lock"),
+    )
+    .expect("copy Cargo.lock");
+    let output = forge_tests::nested::cargo(&frontend, &shared_target().join("dioxus-check"))
+        .args(["build", "--quiet"])
         .output()
         .expect("cargo runs");
-    assert_ok("cargo check (frontend)", &output);
+    assert_ok("cargo build (frontend)", &output);
+}
+
+fn test_app_frontend() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/app/frontend/dioxus")
 }

@@ -3,9 +3,12 @@
 //! current) type-checks, and the clients of `fixtures/kitchen_sink` and of an IR with every
 //! serde shape compile in a copy of it, where `dioxus/wire.rs` checks each type's wire form.
 //!
-//! Both build in `<target>/dioxus-check`, outside the workspace's own builds, so the second
-//! run only rechecks the small crate itself. `--locked`: the frontend's Cargo.lock pins
-//! dioxus and its dependencies.
+//! Both build in `<target>/dioxus-check`, outside the workspace's own builds, as builds (the
+//! wire tests must run, so a bare check would compile every dependency a second time) with
+//! the nested builds' profile (`forge_tests::nested`); `cli/tests/new.rs` builds a generated
+//! frontend there the same way. So the Dioxus dependencies compile once and each further
+//! build compiles only its small crate. `--locked`: the frontend's Cargo.lock pins dioxus
+//! and its dependencies.
 
 mod support;
 
@@ -32,14 +35,9 @@ fn cargo(dir: &Path, args: &[&str]) {
         .expect("CARGO_TARGET_TMPDIR is <target>/tmp")
         .join("dioxus-check");
     let started = Instant::now();
-    let output = Command::new(env!("CARGO"))
+    let output = forge_tests::nested::cargo(dir, &target)
         .args(args)
         .arg("--locked")
-        .current_dir(dir)
-        .env("CARGO_TARGET_DIR", &target)
-        // The outer `cargo test`'s flags are for the workspace, not for this crate.
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .output()
         .unwrap_or_else(|e| panic!("could not run cargo in {}: {e}", dir.display()));
     // The figure the test suite's budget depends on; `--nocapture` shows it.
@@ -66,7 +64,8 @@ fn cargo(dir: &Path, args: &[&str]) {
 
 #[test]
 fn the_app_frontend_type_checks_against_dioxus() {
-    cargo(&frontend_dir(), &["check", "--quiet"]);
+    // Built, which type-checks it and shares the dependencies' builds with the test below.
+    cargo(&frontend_dir(), &["build", "--quiet"]);
 }
 
 fn copy(from: &Path, to: &Path) {

@@ -673,7 +673,7 @@ async fn admin_lists_and_shows_jobs_to_admins_only() {
     node.shutdown().await.unwrap();
 }
 
-/// A benchmark, not a timed test (`cargo test --release -p forge --test jobs -- --ignored
+/// A benchmark, not a timed test (`cargo test --release -p forge --test it jobs:: -- --ignored
 /// --nocapture`): no-op jobs per second through one node's worker, against a bare loop of
 /// the same width doing claim-one-with-SKIP-LOCKED and complete on the same table.
 #[tokio::test(flavor = "multi_thread")]

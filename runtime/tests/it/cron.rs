@@ -1,7 +1,7 @@
 //! Cron against a real PostgreSQL: exactly once per tick across nodes, outcomes, timeouts,
 //! catch-up, and the admin view.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Leader election and node heartbeats against a real PostgreSQL: one leader among several
 //! nodes, failover when the leader dies, is shut down or loses its session, and stale nodes.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

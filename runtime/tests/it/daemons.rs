@@ -1,7 +1,7 @@
 //! Daemons against a real PostgreSQL: replicated on every node, leader-elected on exactly
 //! one and moved on failover, restarted with backoff after errors, panics and early returns.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
