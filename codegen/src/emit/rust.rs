@@ -147,8 +147,8 @@ fn emit_with(ir: &Ir, cache: Option<&mut Cache>) -> String {
     let targets = targets(ir);
     let with_structs = with_arg_structs(&targets);
     let old = cache.as_deref();
-    // Which cached entry (if any) each target reuses, found once: comparing handlers is
-    // most of what a cached emission costs.
+    // Which cached entry (if any) each target reuses, found once for its registration and
+    // its argument struct.
     let reused: Vec<Option<usize>> = match old {
         Some(old) => targets.par_iter().map(|t| old.reusable(t)).collect(),
         None => vec![None; targets.len()],

@@ -558,6 +558,21 @@ mod tests {
         files
     }
 
+    /// Every file parsed, and the version `build_cached` is given for each.
+    fn parse_all(files: &[(String, String)]) -> (Vec<ParsedFile>, Vec<String>) {
+        let parsed = files
+            .iter()
+            .map(|(rel, text)| {
+                parse::parse_file(rel, &parse::module_path(rel).expect("a module"), text)
+            })
+            .collect();
+        let versions = files
+            .iter()
+            .map(|(_, text)| blake3::hash(text.as_bytes()).to_hex().to_string())
+            .collect();
+        (parsed, versions)
+    }
+
     fn edit(files: &mut [(String, String)], rel: &str, from: &str, to: &str) {
         let (_, text) = files.iter_mut().find(|(r, _)| r == rel).expect("file");
         assert!(text.contains(from), "{rel} holds {from:?}");
@@ -643,17 +658,7 @@ mod tests {
         ];
         for (what, apply) in edits {
             apply(&mut files);
-            let parsed: Vec<ParsedFile> = files
-                .iter()
-                .map(|(rel, text)| {
-                    let module = parse::module_path(rel).expect("a module");
-                    parse::parse_file(rel, &module, text)
-                })
-                .collect();
-            let versions: Vec<String> = files
-                .iter()
-                .map(|(_, text)| blake3::hash(text.as_bytes()).to_hex().to_string())
-                .collect();
+            let (parsed, versions) = parse_all(&files);
             let versions: Vec<&str> = versions.iter().map(String::as_str).collect();
             let full = build(&parsed);
             let cached = build_cached(&parsed, &versions, &mut cache);
@@ -680,16 +685,7 @@ mod tests {
         let mut files = kitchen_sink();
         let mut cache = Cache::default();
         let build = |files: &[(String, String)], cache: &mut Cache| {
-            let parsed: Vec<ParsedFile> = files
-                .iter()
-                .map(|(rel, text)| {
-                    parse::parse_file(rel, &parse::module_path(rel).expect("a module"), text)
-                })
-                .collect();
-            let versions: Vec<String> = files
-                .iter()
-                .map(|(_, text)| blake3::hash(text.as_bytes()).to_hex().to_string())
-                .collect();
+            let (parsed, versions) = parse_all(files);
             let versions: Vec<&str> = versions.iter().map(String::as_str).collect();
             build_cached(&parsed, &versions, cache).ir
         };

@@ -13,7 +13,6 @@ pub(crate) mod tests;
 mod types;
 
 use std::fmt;
-use std::sync::Arc;
 
 use super::{GeneratedFile, GENERATED_HEADER};
 use crate::ir::Ir;
@@ -32,9 +31,17 @@ export * from \"./client.js\";
 export * from \"./types.js\";
 ";
 
+/// What the last emission named and wrote.
+#[derive(Default)]
+pub struct Cache {
+    naming: Option<Naming>,
+    calls: Vec<CallChunk>,
+    decls: Vec<DeclChunk>,
+}
+
 /// Every file of the TypeScript client, sorted by path.
 pub fn emit(ir: &Ir) -> Vec<GeneratedFile> {
-    emit_with(ir, &mut Cache::default())
+    emit_cached(ir, &mut Cache::default())
 }
 
 /// [`emit`], reusing what `cache` kept of the last emission: while the IR declares the same
@@ -43,22 +50,10 @@ pub fn emit(ir: &Ir) -> Vec<GeneratedFile> {
 /// (`resolve::build_cached` shares unchanged entries). Watch mode calls this; the bytes are
 /// those of [`emit`].
 pub fn emit_cached(ir: &Ir, cache: &mut Cache) -> Vec<GeneratedFile> {
-    emit_with(ir, cache)
-}
-
-/// What the last emission named and wrote.
-#[derive(Default)]
-pub struct Cache {
-    naming: Option<Arc<Naming>>,
-    calls: Vec<CallChunk>,
-    decls: Vec<DeclChunk>,
-}
-
-fn emit_with(ir: &Ir, cache: &mut Cache) -> Vec<GeneratedFile> {
     let previous = std::mem::take(cache);
     let (naming, calls, decls) = match previous.naming {
         Some(naming) if naming.fits(ir) => (naming, Some(previous.calls), Some(previous.decls)),
-        _ => (Arc::new(Naming::new(ir)), None, None),
+        _ => (Naming::new(ir), None, None),
     };
     let names = naming.type_names(&ir.types);
     // The two large files are independent once everything is named.
@@ -71,7 +66,7 @@ fn emit_with(ir: &Ir, cache: &mut Cache) -> Vec<GeneratedFile> {
         || chunked_file("types.ts", |out| types::write_types(out, ir, &names, decls)),
     );
     *cache = Cache {
-        naming: Some(Arc::clone(&naming)),
+        naming: Some(naming),
         calls,
         decls,
     };
