@@ -55,6 +55,10 @@ pub struct Config {
     /// `FORGE_RETENTION`: how long forge keeps webhook idempotency keys and finished cron
     /// runs before the leader trims them (default 7d).
     pub retention: Duration,
+    /// `FORGE_TRUSTED_PROXIES`: peers whose `X-Forwarded-For` names the client (CIDRs or
+    /// addresses, comma-separated); empty: the socket peer is the client.
+    #[cfg(feature = "gateway")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 const DEFAULT_ADDR: &str = "127.0.0.1:9081";
@@ -138,6 +142,19 @@ impl Config {
             live_max_subscriptions_per_user: number("FORGE_LIVE_MAX_SUBSCRIPTIONS_PER_USER", 256)?
                 as usize,
             retention: duration("FORGE_RETENTION", Duration::from_secs(7 * 24 * 3600))?,
+            #[cfg(feature = "gateway")]
+            trusted_proxies: match lookup("FORGE_TRUSTED_PROXIES") {
+                None => Vec::new(),
+                Some(text) => {
+                    crate::gateway::client::parse_trusted_proxies(&text).map_err(|entry| {
+                        config_error(
+                            "FORGE_TRUSTED_PROXIES",
+                            &entry,
+                            "a CIDR such as 10.0.0.0/8 or an IP address",
+                        )
+                    })?
+                }
+            },
         })
     }
 }

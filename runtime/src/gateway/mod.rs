@@ -8,6 +8,9 @@ mod admin_jobs;
 mod admin_workflows;
 pub(crate) mod auth;
 pub(crate) mod call;
+// Used by the live-session limits and bindings and the rate limits landing alongside.
+#[allow(dead_code)]
+pub(crate) mod client;
 mod envelope;
 mod health;
 mod mcp;
@@ -81,9 +84,12 @@ pub(crate) async fn serve(shared: &Arc<Shared>, tasks: &mut JoinSet<()>) -> Resu
     let router = router(shared.clone());
     let stop = shared.shutdown.clone();
     tasks.spawn(async move {
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
+        let served = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await;
         if let Err(error) = served {
             tracing::error!(%error, "the HTTP server stopped");
         }
