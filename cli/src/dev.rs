@@ -15,6 +15,21 @@
 //!
 //! Ctrl-C (or SIGTERM, SIGHUP) stops the app, then the database server if forge dev started
 //! it. Every line forge dev prints starts with what it is about: `dev`, `db`, `gen`, `app`.
+//!
+//! # Decisions
+//!
+//! - **`forge dev`** resolves the database with `forge_db::resolve`; only a server that
+//!   resolving started (`Source::Embedded { started: true }`, decided under the cluster's
+//!   lock) is stopped when forge dev exits.
+//!   `migrate up` runs at start and before a restart that a migration caused; while it fails
+//!   the app stays stopped. The app is `cargo run` (with `DATABASE_URL` set) in a process
+//!   group of its own: Ctrl-C at the terminal reaches forge dev alone, and stopping the group
+//!   also stops a build in progress. Restart: SIGTERM to the group, 10 s to exit (the
+//!   runtime drains gracefully), then SIGKILL; then `cargo run` again. cargo execs the app on
+//!   Unix, so the pid forge dev prints is the app's. A restart follows a change to a `.rs`
+//!   under `src/`, Cargo.toml, build.rs, forge.toml, a migration, or glue that generation
+//!   rewrote; a build failure (cargo's "could not compile") is reported and the next save
+//!   tries again. Output lines are prefixed `dev |`, `db  |`, `gen |`, `app |`.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::CommandExt;

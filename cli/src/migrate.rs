@@ -9,6 +9,33 @@
 //! `up` and `status` stop the development server afterwards when they started it, as DESIGN
 //! says ("stops it when done"); one that was already running (`forge db start`, `forge dev`)
 //! is left running.
+//!
+//! # Decisions
+//!
+//! - **`forge migrate new <name>`** takes the number FG601 would give a new file (past every
+//!   number in `migrations/` and forge.lock, at the width FG601 requires; four digits in an
+//!   empty directory) from `check::new_file_name`, the code behind FG601, so a new file never
+//!   trips the rule. The name must be lower-case snake_case (the error suggests one). The file
+//!   is created with `create_new`: never overwritten, never written through a symlink. The path
+//!   goes to stdout.
+//! - **`forge migrate verify`** runs FG601 and FG602 (`check::check_migrations`: the same
+//!   code as `forge check`, honouring `[check] allow`) with no database and no source parsing,
+//!   and reports them as `forge check` does (`--format human|json|github|sarif`). Gaps in the
+//!   numbers are fine. Exit 0 clean, 1 on findings, 2 when it cannot run (no forge.toml,
+//!   unreadable forge.lock).
+//! - **PgBouncer in transaction pooling mode** is refused (`MigrateError::PooledConnection`,
+//!   exit 2): the session advisory lock needs a session. After the lock is granted, a second
+//!   statement on the lock connection must run on the same backend (`pg_backend_pid()`), see
+//!   the lock held by that backend in `pg_locks`, and the session must not carry another
+//!   runner's mark (`forge.migrate_runner`, a custom setting set while a runner holds the lock
+//!   and cleared on release), which is what a runner sees when the pooler hands it a session
+//!   another runner locked (advisory locks are re-entrant, so the lock itself is granted).
+//!   The decision is `lock::check_session`, unit-tested; the re-entrant case is tested on a
+//!   real server by running two acquisitions on one connection. Each file then checks that its
+//!   transaction's session holds the lock before committing. A lone runner that the pooler
+//!   keeps on one backend throughout cannot be told from a direct connection, and needs not
+//!   be: it is serialised correctly, and a second runner or a transaction on another backend
+//!   is caught.
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -17,6 +17,64 @@
 //! content (the developer edited or deleted it) regenerates, which restores it.
 //!
 //! `forge dev` drives the same [`Generator`] and [`FsWatcher`] in-process.
+//!
+//! # Decisions
+//!
+//! - **Incremental in memory.** The watcher keeps every source file with its `ParsedFile`
+//!   (sorted by path) between regenerations. A batch of events re-reads only the paths it
+//!   names (a directory's files when a directory appears; everything under a deleted path is
+//!   dropped) and re-parses only files whose bytes changed. A batch that changed no bytes (a
+//!   save without edits) regenerates nothing and prints nothing.
+//! - **Incremental resolve and emitters, same bytes.** `resolve::build_cached` keeps, per file, each handler's IR entry with the diagnostics
+//!   and type ids building it produced, and each type definition likewise: an entry depends
+//!   only on its own item and on name resolution, so while every changed file declares the
+//!   same module, scopes (imports, globs), type names and aliases as before (edits in
+//!   bodies, docs, fields, attributes), unchanged files' entries are reused and only changed
+//!   files' items are rebuilt; anything else (a file added or removed, an import, a rename)
+//!   rebuilds all. Reachability, usage, workflow signatures and sorting are always
+//!   recomputed over the result, so it equals `resolve::build` (a unit test compares them,
+//!   and the emitters' cached output, across twelve kinds of edit).
+//! - **Shared IR items.** `Ir` holds `Arc<Handler>` and `Arc<TypeDef>`. `build_cached` gives
+//!   the next IR the very allocations of the last one for every entry it reuses, and for a
+//!   rebuilt entry equal to its predecessor; `finish` copies an item only to change its usage
+//!   or workflow signature, and the cache then keeps the copy, so an unchanged item stays
+//!   pointer-equal from one save to the next (a unit test checks exactly which items change
+//!   after an edit). The emitters' caches rely on this and never compare items field by
+//!   field: `emit::rust::emit_cached` reuses a handler's formatted registration and argument
+//!   struct when the handler is the same allocation and its struct name and MCP input schema
+//!   are the ones they were formatted from; `emit::typescript::emit_cached` names everything
+//!   in one pass (`Naming`: types, then each callable handler's function and arguments
+//!   interface, then the live entry points) and, while nothing declares a different name (no
+//!   type or callable handler added, removed or renamed), reuses every type declaration and
+//!   handler function whose item is the same allocation. The Dioxus and JSON Schema emitters
+//!   and forge.lock run in full. `cli/tests/watch.rs` checks that after a sequence of edits
+//!   the watcher's outputs equal a cold `forge generate`'s, byte for byte.
+//! - **No read-back.** The watcher remembers each output's hash, size and modification time
+//!   as it last wrote or read it, and compares a new output with the disk only when they no
+//!   longer match (not every output is in a watched place, so the file's metadata, not only
+//!   the events, says whether someone else wrote it).
+//! - **What is watched.** `src/` and `migrations/` recursively, the project root
+//!   non-recursively (forge.toml, forge.lock, Cargo.toml; a `migrations/` created later is
+//!   added). Never `target/`. An event on a generated file whose content is what forge last
+//!   wrote is forge's own write and ignored; any other content (edited, deleted) regenerates,
+//!   which restores it. So writes never loop.
+//! - **Debouncing is forge's own** (`watch::debounce`, on notify's raw events): a batch goes
+//!   out once no relevant event came for a quiet period, or after 1 s of continuous events.
+//!   The quiet period is 5 ms (`SETTLE`) when every changed path's last event completed a
+//!   change (a close after writing, a rename into place), so a plain save is not delayed by
+//!   a fixed wait, and 50 ms (`DEBOUNCE`) while a path is mid-change (created, written but
+//!   not closed, deleted, renamed away: an editor's backup dance) or events were lost. inotify
+//!   reports every *open* of a watched file, forge's and cargo's reads included; those
+//!   (access events other than close-after-write) and metadata-only changes are ignored.
+//!   notify-debouncer-mini drops event kinds, so it cannot filter opens (each regeneration's
+//!   reads caused the next); notify-debouncer-full releases each event when it is old enough
+//!   rather than after a quiet period, which splits one save into several batches and
+//!   `forge dev` into several restarts.
+//! - **Diagnostics** go through the same renderer as `forge generate`, then one summary line
+//!   per regeneration with its time; FG001 in a half-typed file is a diagnostic like any
+//!   other, so the watcher keeps running and the next good save recovers. forge.toml that
+//!   stops parsing is reported and generation waits for a good one. On exit the watcher
+//!   saves the parse cache for the next run.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};

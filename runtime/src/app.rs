@@ -1,5 +1,11 @@
 //! Starting and stopping a node: database, migrations, the HTTP server and the background
 //! subsystems, and a graceful shutdown.
+//!
+//! # The embedded database
+//!
+//! **The embedded database.** Without `DATABASE_URL` the node starts (or reuses) the
+//! project's development cluster and leaves it running at exit: several `cargo run`s and
+//! `forge dev` share it, and `forge db stop` stops it.
 
 #[cfg(feature = "gateway")]
 use std::net::SocketAddr;
@@ -249,7 +255,7 @@ fn listen(shared: &Arc<Shared>) -> impl std::future::Future<Output = ()> + Send 
 }
 
 /// Says which registered handlers this node will not run because their subsystem's feature
-/// is off (a slim build: see ARCHITECTURE.md, "Slim builds"); nodes built with it run them.
+/// is off (a slim build: see the crate docs, "Slim builds"); nodes built with it run them.
 fn log_unserved(registry: &Registry) {
     let kinds = [
         (

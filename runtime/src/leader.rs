@@ -22,6 +22,54 @@
 //! So a new leader takes over within one retry interval when the leader process dies or
 //! shuts down, and within about `4L/3` + 1s when it becomes unreachable (≈ 21s at the
 //! default `L` = 15s).
+//!
+//! # Leadership, cron, daemons, nodes, retention
+//!
+//! - **One role.** A single leader (`forge_leaders.role = 'leader'`) schedules every cron and
+//!   runs every `leader_elected` daemon. One lock connection per node instead of one per
+//!   daemon, one place to look, and crons and singleton daemons are light enough that
+//!   spreading them over nodes buys nothing yet. Roles per daemon would fit the same table
+//!   (the key is `role`) if that changes.
+//! - **The lock decides, the row shows.** Leadership is `pg_try_advisory_lock(0x666f7267656c6472)`
+//!   ("forgeldr"; forge-migrate uses "forgemig") on a connection outside the pool; the row
+//!   carries node, `acquired_at` and a `lease_expires_at` the leader pushes to now +
+//!   `FORGE_LEADER_LEASE` (L) on every check. Followers retry every min(L/3, 1s). The leader
+//!   checks its session every L/3 (that renewal, with an L/3 timeout) and steps down at the
+//!   first failure: its term's `CancellationToken` stops the schedulers and daemons, and it
+//!   competes again only once they have ended. A graceful shutdown stops that work first,
+//!   then deletes the row and unlocks.
+//! - **Failover bound.** Leader process dies or shuts down: the server frees the lock with
+//!   the session, a follower takes it on its next try — ≤ min(L/3, 1s) (measured ≈ 0.5–0.7s
+//!   with L = 2s in `runtime/tests/it/leader.rs`). Leader unreachable (partition, host gone): the lock
+//!   session sets `tcp_keepalives_idle/interval` = max(1s, L/3), `count` = 3 and
+//!   `tcp_user_timeout` = L, so the server drops it between L and ≈ 4L/3 after it last heard
+//!   from the leader, which has fenced itself by then (≤ 2L/3); takeover ≤ ≈ 4L/3 + 1s
+//!   (≈ 21s at the default L = 15s).
+//! - **Cron** claims each tick with `INSERT … ON CONFLICT DO NOTHING` on
+//!   `forge_cron_runs (name, scheduled_time)`; only the inserter runs it, so overlapping
+//!   leaders cannot double-run a tick. `every` ticks on multiples of the interval since the
+//!   epoch (time zone ignored); expressions and `daily_at` use croner with the `forge-attrs`
+//!   parser in the cron's time zone (DST: a nonexistent time runs right after the gap, a
+//!   repeated one once at the earlier instant). Catch-up runs the latest `catch_up` ticks
+//!   after the last recorded one, late; a cron with no row starts from now. Ticks run on
+//!   their own tasks: a tick that overruns overlaps the next one (bound it with `timeout`).
+//!   A tick is never run twice, so one cut off by shutdown or a crash can only be recorded:
+//!   `forge_cron_runs.node_id` names the claiming node, and removing a node (its own clean
+//!   shutdown after the grace period, or the leader's stale-node sweep) marks the ticks it left
+//!   `running` as `failed` with "cut off: …" in the same statement (`node.rs`).
+//! - **Daemons** are restarted after `Err` or a panic with backoff from `restart`, doubling to
+//!   5 min, reset after 60s of healthy running. Returning `Ok` before `ctx.shutdown()`
+//!   resolved is treated as a failure (logged, `last_error`, restarted): a daemon is meant
+//!   to run until told to stop. `forge_daemons` rows: running / restarting / stopped.
+//! - **Nodes** heartbeat `last_seen_at` every `FORGE_HEARTBEAT`; the leader deletes nodes not
+//!   seen for 4 heartbeats (leader and daemon rows cascade). A live node deleted anyway
+//!   (a long stall) registers again on its next heartbeat. Every node heartbeats; the deletion
+//!   is leader work, in `leader.rs`.
+//! - **Retention** (`retention.rs`): the leader trims, on gaining leadership and then every
+//!   `FORGE_RETENTION`/4 (1 s to 10 min), webhook idempotency keys and finished cron runs
+//!   older than `FORGE_RETENTION` (default 7d), in batches of 5,000. Each cron keeps its latest
+//!   run whatever its age, because catch-up starts from it. It runs with the leader, so a
+//!   cluster without `cron` and `daemons` anywhere does not trim.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,7 +91,7 @@ use crate::Result;
 pub(crate) const LOCK_KEY: i64 = 0x666f_7267_656c_6472;
 
 /// The one role in `forge_leaders`: cron scheduling and every leader-elected daemon follow
-/// the same leader (see ARCHITECTURE.md, "Runtime").
+/// the same leader (see the module docs, "Leadership, cron, daemons, nodes, retention").
 pub(crate) const ROLE: &str = "leader";
 
 /// How often a follower tries to take the lock.

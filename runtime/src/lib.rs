@@ -12,6 +12,41 @@
 //! register whatever the features; a node runs those its features serve and says at start
 //! which it will not run.
 //! `ARCHITECTURE.md` at the repository root has the map.
+//!
+//! # Slim builds
+//!
+//! - **Features.** `gateway` (HTTP: RPC, health, admin, webhooks; axum, jsonwebtoken, hmac,
+//!   sha2, hex), `jobs` (the worker), `cron` (the scheduler; croner, chrono-tz) and `daemons`
+//!   (the supervisor), `workflows` (executing runs; implies `jobs`, whose worker runs them),
+//!   `realtime` (live queries; implies `gateway`); the default is all six. Leader election
+//!   (`leader.rs`) and retention (`retention.rs`) are compiled with `cron` or `daemons`; the
+//!   shared listener (`listener.rs`) with `jobs` or `realtime`. `test-support` implies
+//!   `gateway` (its `TestClient` calls it).
+//! - **What the features gate: running, not registering.** The `Registry`, every `*Def`,
+//!   every context and `Error` are in every build, because the generated glue registers every
+//!   kind whatever the node runs; a feature gates the subsystem that serves or runs a kind and
+//!   its dependencies. Gating whole modules in `lib.rs` and the spawn lines in `app.rs` keeps
+//!   `cfg` out of everything else; code only one subsystem uses lives in its module.
+//! - **Queueing jobs is core.** `dispatch_job` needs only the job definitions and an insert,
+//!   so it is in every build (`dispatch.rs`): an API node built with `gateway` alone queues
+//!   jobs that worker nodes built with `jobs` run. Only nodes with `jobs` claim and run them.
+//! - **Starting workflows is core** like queueing jobs: `start_workflow`, `send_event`, the
+//!   `WorkflowContext` API and recording the registered versions are in every build
+//!   (`workflow.rs`); only nodes with `workflows` claim and execute runs (`workflows/`).
+//! - **Saying what will not run.** At start a node logs, per kind, how many registered
+//!   handlers its features leave unrun ("3 crons registered but the `cron` feature is off:
+//!   this node does not run them").
+//! - **Who leads.** The leader is the only node that schedules crons and runs leader-elected
+//!   daemons, so a node competes for leadership only when it can do all of that for its app:
+//!   with crons registered it needs `cron`, with leader-elected daemons `daemons`. A node
+//!   missing one stays a follower and says why; build the nodes meant to lead with both.
+//! - **Admin views** read the system tables, so every gateway node serves all of them; on a
+//!   node without `cron`, `/_api/admin/cron` lists crons and runs with
+//!   `next_scheduled_time: null` (no schedule maths without croner and chrono-tz).
+//! - **Checked in CI.** `.ci/run` runs clippy (`-D warnings`) on the `forge` library with no
+//!   feature, each feature alone, `test-support` alone and all features, so dead code or an
+//!   unconditional reach into another subsystem fails the build. With no subsystem at all the
+//!   calling machinery is unused by design; that one build allows `dead_code`.
 
 // With no subsystem at all a node migrates, registers and heartbeats but runs no handler, so
 // the machinery for calling handlers is unused by design in that one build.
@@ -41,7 +76,7 @@ mod tx;
 pub mod workflow;
 
 // The subsystems that serve or run handlers, one cargo feature each (default: all). Every
-// feature builds alone (`.ci/run` checks each); see ARCHITECTURE.md, "Slim builds".
+// feature builds alone (`.ci/run` checks each); see the crate docs, "Slim builds".
 #[cfg(feature = "cron")]
 mod cron;
 #[cfg(feature = "daemons")]

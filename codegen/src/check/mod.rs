@@ -3,6 +3,36 @@
 //! FG4xx `workflow`, FG5xx `handler`, FG6xx `migration`. FG001/FG002 come from the parser and
 //! FG503 from the resolver; FG701 (stale generated files) is the CLI's, since it needs the
 //! files on disk.
+//!
+//! # Rule decisions
+//!
+//! - **FG101** accepts an owner-column `=` a bind in the top-level `AND` chain of `WHERE`, the
+//!   `ON` of an inner join, a restricted `IN`/`= ANY`/`=` subquery, a restricted and
+//!   correlated `EXISTS`, a restricted CTE or derived table read in `FROM`; every side of a set
+//!   operation and every statement of a call must be restricted. `OR`, `NOT`, literals, other
+//!   columns, `IS NULL`, outer-join `ON`s and uncorrelated `EXISTS` do not count. The bind must
+//!   come from the auth context; one from an argument is FG102 at the bind, anything else
+//!   (a computed value, no bind) is FG101. SQL that reads no table passes. The full list is
+//!   the module doc of `check/scope.rs`.
+//! - **FG103** fires for SQL forge cannot read (not a literal, `QueryBuilder`, `query_file!`,
+//!   does not parse) in a private query, and in an `unscoped` one without `tables(...)`.
+//! - **FG202** suggests a close name (Damerau-Levenshtein, one edit per three characters) and
+//!   says when the name is the other kind or a workflow's function name; a non-literal target
+//!   is not checked.
+//! - **FG301** validates with `croner` (seconds optional, no year field, day-of-month OR
+//!   day-of-week), the crate the runtime's scheduler must use with the same settings; an
+//!   expression that never fires is refused; `every` is at least 1s; `daily_at` is `HH:MM`;
+//!   time zones are chrono-tz names, with a suggestion.
+//! - **FG502** namespaces: queries and mutations share the RPC namespace; jobs, crons,
+//!   daemons, webhooks (and webhook paths) and MCP tool names each have their own; workflows
+//!   are keyed by (name, version).
+//! - **FG601** names: `NNNN_name.sql` with at least four digits, one width across the
+//!   directory, lowercase words joined by `_`; `*.md` and dotfiles are notes and ignored;
+//!   anything else is refused. **FG602** compares with the SHA-256 forge.lock recorded; a
+//!   recorded file that is gone is reported at forge.lock.
+//! - **Compile time**: the attributes run FG101–FG103, FG201, FG301, FG402, FG403, FG501 and
+//!   FG503 (for types that cannot cross the wire; a type the function does not define is the
+//!   crate's business) with the project's `[check]` settings from forge.toml.
 
 mod cron;
 mod dispatch;

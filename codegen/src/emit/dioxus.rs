@@ -20,6 +20,82 @@
 //! client. It carries `#![cfg_attr(rustfmt, rustfmt::skip)]`: `cargo fmt` with the user's
 //! own rustfmt.toml must not rewrite a file `forge generate --check` compares byte for
 //! byte. Output depends only on the IR, iterated in its sorted order.
+//!
+//! # Decisions
+//!
+//! - **One module**, `<dioxus_out>/mod.rs`, importing nothing (every external item by path),
+//!   so user type names clash only with the names `emit/dioxus/names.rs` keeps free (the
+//!   prelude's, primitives', `Client`, `ForgeError`, `Args`, `LiveSubscription`, …, crate
+//!   roots); clashing names get
+//!   their module path as in TypeScript (`billing::Status` → `BillingStatus`).
+//! - **What the frontend depends on**: `dioxus` 0.7 (features `hooks` and `signals`),
+//!   `serde` (with `derive`), `serde_json`, `reqwest` (feature `stream` only, for the live
+//!   queries' `bytes_stream`, which needs it on native and on wasm alike; add a TLS feature
+//!   for https from native builds; on wasm it uses `fetch`), `futures-util` (no default
+//!   features: `StreamExt::next` over that stream) and `futures-timer` (feature
+//!   `wasm-bindgen`: the reconnection backoff's sleep). `reqwest` because it compiles for
+//!   both wasm32 and native, so desktop apps and the native compile test use the same code.
+//!   `futures-timer` over `gloo-timers` + `tokio` behind `cfg`s: one crate and no `cfg` in
+//!   generated code; natively it runs its own timer thread (no async runtime assumed, Dioxus
+//!   desktop brings tokio but the client must not rely on it), in the browser it uses
+//!   `setTimeout` through gloo-timers, which its `wasm-bindgen` feature pulls in only on
+//!   wasm32. `futures-util` was already in the lock through dioxus.
+//! - **Types**: uuids, dates, times, decimals are `String` (no uuid/chrono dependency, and a
+//!   value is written back byte for byte as the server wrote it); `Duration` is
+//!   `std::time::Duration` (same serde form); maps are `BTreeMap` keyed by `String` or by the
+//!   integer type; arrays over 32 are `Vec` (serde's limit); `serde_json::Value` for what the
+//!   IR cannot describe. Every type derives `Debug, Clone, PartialEq, Serialize, Deserialize`.
+//! - **Direction** (from `Usage`, as in TypeScript): the client's `Serialize` writes what the
+//!   server's `Deserialize` reads, its `Deserialize` reads what the server writes
+//!   (`rename(serialize = …, deserialize = …)` when they differ). What is skipped in every
+//!   direction the type is used in is left out; a field the server may omit gets
+//!   `#[serde(default)]` when its client type has a default, else becomes `Option<T>` (not
+//!   sent when `None`); a field the server never reads is `skip_serializing`. Mirrored as
+//!   written: `tag`/`content`/`untagged`, `flatten`, variant `untagged` and `other`,
+//!   `skip_serializing_if = "Option::is_none"` / `…::is_empty`. A generic parameter no
+//!   emitted field uses is dropped, with its arguments. A type holding itself inline (through
+//!   `Option`, tuples, arrays) gets the `Box` the IR made transparent.
+//! - **Calls**: `Client::new(base_url).with_token(..)` / `.with_token_provider(|| …)` (an
+//!   `Rc<dyn Fn>`: on the web a provider may capture a signal, which is not `Send`), provided
+//!   with `use_context_provider`; `pub async fn <query>(&Client, args…) -> Result<T,
+//!   ForgeError>`; `ForgeError { code, message, details, request_id, status }` with the wire
+//!   codes as constants plus `NETWORK_ERROR`; a result that does not match the types is an
+//!   `INTERNAL_ERROR` saying to regenerate.
+//! - **Hooks**: `use_<query>(arg: impl Readable<Target = T> + 'static, …) ->
+//!   Resource<Result<T, ForgeError>>`, built on `use_resource` with the client from
+//!   `use_client()`. Arguments are signals (a `Signal`, `Memo`, `ReadSignal` prop): the
+//!   resource reads them, so it re-runs when one changes; plain values would be captured once.
+//! - **Live queries** (`client.rs`, the protocol of DESIGN's "Runtime wire protocol", the
+//!   same behaviour as the TypeScript client): `Client::subscribe(name, &args, on_event) ->
+//!   LiveSubscription` (dropping it unsubscribes). All subscriptions of a client and its
+//!   clones share one `Rc<RefCell<Live>>`: one `GET /_api/events` stream read with reqwest
+//!   (so it sends the bearer token), opened by the first subscription and closed (its task
+//!   cancelled, which ends the server's session and its subscriptions) after the last; on
+//!   `connected` every subscription is `POST /_api/subscribe`d with the session pair; when the
+//!   stream ends it reopens after 0.5 s doubling to 30 s (reset on `connected`). A subscribe
+//!   the server refuses (not `NETWORK_ERROR`) is dropped and reported; an unsubscribe that
+//!   raced an in-flight subscribe is sent once the subscribe returns. The stream and the
+//!   requests run as `spawn_forever` tasks on the Dioxus runtime (not the component's scope:
+//!   the connection outlives any one component); without a current runtime (shutting down)
+//!   nothing is spawned. Wire data stays `serde_json::Value` until the subscription's
+//!   callback decodes it into the generated type (a mismatch is the same `INTERNAL_ERROR` as
+//!   for calls). `use_<query>_live(args…) -> ReadSignal<Option<Result<T, ForgeError>>>`:
+//!   `None` until the first event; a `use_effect` reads the argument signals and subscribes,
+//!   replacing (so unsubscribing) the previous subscription when they change; the
+//!   subscription sits in a `use_hook` cell, so it is dropped, and unsubscribed, with the
+//!   component. Not tested against a running server (only type-checked against dioxus): the
+//!   protocol is proven end to end through the TypeScript client.
+//! - **Formatting**: prettyplease's output, with function signatures and `Args { … }`
+//!   literals laid out by rustfmt's rules (`layout.rs`); the tests hold the snapshots against
+//!   the real rustfmt. The file also says `#![cfg_attr(rustfmt, rustfmt::skip)]`: a project's
+//!   own rustfmt.toml must not rewrite a file `forge generate --check` compares byte for byte.
+//! - **Tests**: snapshots in `codegen/src/emit/dioxus/`; `tests/tests/dioxus.rs` builds
+//!   `tests/app/frontend/dioxus` (a crate outside the workspace with its own Cargo.lock,
+//!   pinning dioxus 0.7.10, whose `src/forge/` the app's `forge generate` keeps current) and
+//!   runs `tests/dioxus/wire.rs` against the client of the every-shape IR and the kitchen
+//!   sink's, all in `target/dioxus-check` (cold: about a minute on 2 cores; warm: seconds).
+//!   `cli/tests/new.rs` builds a generated frontend there too, with that Cargo.lock, so the
+//!   Dioxus dependencies compile once (see "Test build times").
 
 mod api;
 mod layout;

@@ -7,6 +7,48 @@
 //! `testing` (feature `test-support`) gives tests a fresh database each.
 //!
 //! Unix only: the server's user and its data directory's ownership are Unix notions.
+//!
+//! # Decisions
+//!
+//! - **Where the cluster lives.** `<project>/.forge/pg` holds `state.json` (data directory,
+//!   last port, pid while running; a restart or `forge db reset` takes the same port again
+//!   while it is free), the `lock` that serialises forge processes, and `data/` (the server
+//!   log is `data/server.log`). Unix sockets are off and the server listens on 127.0.0.1
+//!   only, so `initdb -A trust` admits local processes alone and nothing clashes with a system
+//!   cluster. `initdb --no-locale -E UTF8`: byte-order collation, the same on every machine.
+//! - **Root.** The server tools run as the `postgres` system user (missing: an error naming
+//!   both ways out) and the data directory is theirs. When that user cannot walk down to
+//!   `.forge/pg` (a project under `/root`, a 0700 directory), the data goes to
+//!   `<temp>/forge-pg-<first 16 hex of SHA-256 of the .forge/pg path>`, recorded in
+//!   `state.json` and shown by `forge db status`. The check reads mode bits (owner, primary
+//!   group, others); ACLs are ignored, which can only send the data to the temp dir needlessly.
+//! - **Binaries.** `PATH`, then `/usr/lib/postgresql/*/bin` highest version first; the first
+//!   directory holding all of `pg_ctl`, `initdb` and `postgres` wins. `FORGE_PG_BIN_DIRS`
+//!   (`PATH` syntax) replaces the search: tests use it to simulate a machine without
+//!   PostgreSQL, and it picks one installed version over another.
+//! - **Database name**: forge.toml's `[project] name`, else the directory name, lowered to
+//!   `[a-z0-9_]` (63 bytes at most); forge-db reads that one key itself, so the runtime names
+//!   it the same without codegen.
+//! - **`forge db`**: `start` and `url` print the URL on stdout (messages go to stderr); `url`
+//!   prints `DATABASE_URL` when set and otherwise starts the cluster if needed; `status`,
+//!   `stop`, `reset` act on the development cluster only and say so when `DATABASE_URL` is set.
+//!   `reset` asks nothing: it deletes development data only and is typed on purpose.
+//! - **Who stops the server.** DESIGN says the embedded server is stopped "when done". One-off
+//!   commands that need a database (`forge migrate up` and `status`) stop it afterwards if and
+//!   only if they started it (`Cluster::ensure_running` says whether it did; `Source::Embedded`
+//!   carries it as `started`), failing or not; a server they found running (`forge db start`,
+//!   `forge dev`, another terminal) stays up. `forge db start`, `url` and `reset` leave it
+//!   running: that is their job, and `forge db stop` ends it. So a developer who runs many
+//!   commands keeps one server with `forge db start` and pays the start-up once. Not counted:
+//!   a second command that attaches to a server while the one that started it is still
+//!   running loses it when the first ends (no reference count, unlike the test cluster's).
+//! - **Tests** (`forge_db::testing::TestDatabase`, feature `test-support`): a fresh database per
+//!   test (`forge_test_<pid>_<n>_<nanos>`, dropped `WITH (FORCE)` on drop), on `DATABASE_URL`'s
+//!   server when set, else on one disposable cluster (fsync off) in `<target>/forge-test-pg`.
+//!   Test processes register their pid under `users/`; the first starts the server and an
+//!   `atexit` hook of the last one stops it, so neither `cargo test` (a process per binary) nor
+//!   nextest (a process per test) leaves a server behind. A killed run's server is reused and
+//!   stopped by the next run. Tests never mock the database.
 
 mod binaries;
 mod cluster;

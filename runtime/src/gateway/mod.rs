@@ -1,6 +1,42 @@
 //! HTTP (feature `gateway`): RPC, MCP, health, admin, webhooks. One axum router over the
 //! node's [`Shared`] state, and what only the gateway uses: token verification, webhook
 //! secrets and the read replicas queries go to.
+//!
+//! # Decisions
+//!
+//! - **Identity.** `sub` must be a UUID (it is what `ctx.user_id()` returns and what owner
+//!   columns hold); `tenant_id` too. Tokens must carry `exp`; `nbf` is honoured. Without
+//!   `FORGE_JWT_SECRET` every non-public handler answers 401 and the node says so at start.
+//! - **Public handlers and bad tokens.** A public handler runs anonymously when the token is
+//!   missing *or invalid*, so a client that always sends its (perhaps expired) token can still
+//!   reach public handlers; non-public handlers answer 401.
+//! - **Errors on the wire.** Handler-written variants (`Validation`, `InvalidField`,
+//!   `NotFound`, …) send their message; errors that arrive through `?` (sqlx, serde, anyhow)
+//!   are `INTERNAL_ERROR` with the message `internal error` and are logged with the request
+//!   id. `sqlx::Error::RowNotFound` is `NOT_FOUND` (a `fetch_one` that finds nothing).
+//!   `InvalidField` puts the field in `details.field`.
+//! - **Request envelope.** A body without `args` calls with `{}`; `args` that is not an object
+//!   is `VALIDATION_ERROR` on `args`. A body over `FORGE_BODY_LIMIT` is `VALIDATION_ERROR` (400,
+//!   not 413, so every failure has the envelope). A caller's `X-Request-Id` (printable ASCII,
+//!   ≤ 128 bytes) is kept as the request id; otherwise a UUID is made.
+//! - **Non-transactional mutations.** `ctx.tx()` is the pool; `dispatch_job` inserts at once
+//!   (FG201 reports the pattern statically).
+//! - **MCP** (`POST /_api/mcp`): stateless (no `Mcp-Session-Id`; `GET` is 405), answers
+//!   `application/json` only (406 when the `Accept` header excludes it), protocol versions
+//!   2025-11-25, 2025-06-18, 2025-03-26, 2024-11-05 (the client's when known, else the
+//!   newest; an unknown `MCP-Protocol-Version` header is 400). MCP tools have no `public`
+//!   option, so every request needs a valid bearer token (401 with `WWW-Authenticate:
+//!   Bearer`). Arguments are decoded by the glue's struct, as for RPC — serde is the
+//!   validator; a failure is JSON-RPC -32602 with `data.field` (a task-local flag set by
+//!   `decode_args` tells it from a handler's own `InvalidField`), and nothing runs. Results
+//!   are text content plus `structuredContent` (an object as is, anything else as
+//!   `{"result": …}`); a handler error is `isError: true` with `CODE: message`. Batches
+//!   and notifications per JSON-RPC (202 without a body when nothing answers).
+//! - **Readiness** is 503 with the reasons while the database does not answer, a migration (of
+//!   forge or of the project) is pending, or a workflow run is blocked.
+//! - **Replicas.** Queries use a healthy replica round-robin, else the primary; mutations, jobs
+//!   and everything else use the primary. Replica pools are lazy, so a replica that is down at
+//!   start does not stop the node; probes every 2 s flip health both ways.
 
 mod admin;
 mod admin_cron;

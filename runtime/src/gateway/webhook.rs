@@ -18,6 +18,38 @@
 //! Webhooks are matched by exact path in the router's fallback rather than as axum routes,
 //! so no registered path (with `{`, `*`, a clash with another route…) can make the router
 //! panic at start-up.
+//!
+//! # Decisions
+//!
+//! - **Start-up.** `App::start` reads every webhook's secret from its environment variable
+//!   once, before it touches the database; a missing, empty or non-UTF-8 one is a start-up
+//!   error naming the webhook and the variable. Duplicate paths and paths outside `/…` or
+//!   inside `/_api/` are refused there too.
+//! - **Routing.** Webhooks are looked up by exact path in the router's fallback, not added as
+//!   axum routes, so no registered path can make axum panic (`{…}`, `*`, a clash). Unknown
+//!   paths answer 404 with the envelope; another method than POST on a webhook path, 405.
+//! - **Order.** Body limit (`FORGE_BODY_LIMIT`, 400 like RPC) → signature → the body as JSON
+//!   (an empty body is `null`; not JSON is 400) → idempotency key → the handler. The
+//!   signature is `hmac`'s `verify_slice` (constant time) over the raw bytes; the header is
+//!   hex in either case, optionally `sha256=`-prefixed. Anything wrong is 401 and nothing
+//!   else happens. The decoded input's errors are the glue's `decode_input`: 400 naming the
+//!   field. Webhooks have no caller (`ctx.auth()` is `UNAUTHORIZED`) and no timeout.
+//! - **One transaction.** The handler runs like a transactional mutation: `ctx.tx()`,
+//!   `ctx.dispatch_job`, commit on `Ok`, rollback on `Err` or panic, on its own tracked task.
+//!   The response is the RPC envelope with the handler's value as `data`.
+//! - **Idempotency.** The key (a declared header missing, empty or over 255 bytes is 400
+//!   naming the header) is claimed with `INSERT … ON CONFLICT DO NOTHING` into
+//!   `forge_webhook_events` *in the handler's transaction*, before it runs. The row commits
+//!   with the handler's writes (as `completed`) or disappears with its rollback, so a failed
+//!   delivery frees its key for the sender's retry and a crash cannot strand a `processing`
+//!   row (`processing` and `failed` stay unused). A repeated key whose delivery committed is
+//!   200 with `data: null` and the header `Idempotent-Replayed: true`. Concurrent deliveries
+//!   of one key: the later insert waits on the uncommitted row, then is a replay (first
+//!   committed) or runs (first rolled back) — exactly one succeeds. Each waiting duplicate
+//!   holds a connection, so the wait is bounded: `lock_timeout` = 10 s for the claim only
+//!   (set in the insert's CTE, put back in its `RETURNING`), then 504 `TIMEOUT` and the
+//!   sender retries later. Keys are kept for `FORGE_RETENTION` (default 7 days; senders retry
+//!   for up to about 3) and then trimmed by the leader (below).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

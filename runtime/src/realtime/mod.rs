@@ -16,6 +16,59 @@
 //! - **Missed changes.** After the listener reconnects (or falls behind), the tables changed
 //!   meanwhile are read from `forge_change_log`; when the log no longer covers the gap,
 //!   every group runs.
+//!
+//! # Decisions
+//!
+//! - **Feature.** `realtime` (default on) brings `gateway`: its endpoints are HTTP. The shared
+//!   listener is compiled with `jobs` or `realtime`.
+//! - **One LISTEN connection per node** (`listener.rs`), outside the primary pool, with
+//!   `application_name = 'forge listener <node>'` so operators (and the tests) can find it. It
+//!   LISTENs on the channels of the subsystems the node runs (`forge_jobs_available`,
+//!   `forge_changes`) and fans notifications out over a `tokio::sync::broadcast` channel.
+//!   Leadership does not listen (it polls its lock), so nothing else needed moving. A lost
+//!   session is re-established by the listener itself (not by `PgListener`'s own retry, so every
+//!   attempt is under the backoff: 0.5 s doubling to 30 s, reset once connected), LISTENs on
+//!   every channel again and broadcasts `Connected`; a subscriber that lags behind the
+//!   broadcast buffer (8,192) treats it the same way.
+//! - **Sessions** are node-local: one SSE stream each, ended when the stream drops. The session
+//!   secret is checked in constant time. `/_api/events` takes an optional bearer token (a
+//!   valid one counts the session against its user); `/_api/subscribe` authenticates like RPC
+//!   for that query, and the subscription runs with *that* token's identity.
+//! - **Groups** are keyed by (function, arguments as JSON text, identity: user, tenant and
+//!   roles, or anonymous). Public queries are keyed by identity too, because a public query
+//!   may read `ctx.user_id().ok()`; anonymous subscribers of a public query share one group.
+//!   A group's runs are serialised by an async mutex around its last result, so a run that
+//!   started after a write finishes after one that started before it. A new member of a live
+//!   group is sent the group's last result without a run; a new group runs at once, and a
+//!   first run that fails is the answer to `POST /_api/subscribe` (nothing is kept).
+//! - **Push only on change.** Each member remembers the SHA-256 of the JSON it was last sent;
+//!   a run pushes to exactly the members whose hash differs. A failed re-run sends `error` to
+//!   every member and forgets their hashes, so the next good result reaches all of them.
+//! - **Invalidation** is per table (`QueryDef::tables_read`, matched on the bare or
+//!   schema-qualified name): changed tables collect until 50 ms pass without a notification or
+//!   200 ms after the first, then each group reading one of them runs once, at most 8 at a time;
+//!   the next batch waits for this one. Re-runs use the primary, never a replica, which could
+//!   still show the state before the write. A query with no `tables_read` is never re-run.
+//! - **Replay after a reconnect**: the tables of `forge_change_log` rows with an id above the
+//!   highest one heard, or written from 60 s before the connection was last known to be up
+//!   (ids are taken at insert, so a transaction can commit a lower id late). A gap longer than
+//!   the log's retention, an unreadable log, a lagging broadcast, or subscriptions made before
+//!   the first LISTEN took effect re-run every group instead (hashes keep that silent for
+//!   clients).
+//! - **Trimming**: every node deletes change-log rows older than an hour once a minute (cheap
+//!   and idempotent; one node would do, but the leader exists only with `cron`/`daemons`).
+//! - **Limits** (per node, since sessions are node-local): `FORGE_LIVE_MAX_SESSIONS_PER_USER`
+//!   (16) and `FORGE_LIVE_MAX_SUBSCRIPTIONS_PER_USER` (256, also the cap per session, which is
+//!   what bounds anonymous callers); past them `RATE_LIMITED` (429) with a message naming the
+//!   variable. Subscribing again under an existing subscription id replaces it.
+//! - **TypeScript client**: one SSE stream per `createClient`, read with `fetch` (not
+//!   `EventSource`) so it can send the bearer token; opened with the first subscription and
+//!   closed after the last. It reconnects with the same backoff and re-subscribes everything on
+//!   each new session. A subscribe the server refuses (bad arguments, no access) is reported to
+//!   `onError` and dropped; a network failure is retried with the next connection. `api.ts`
+//!   adds the typed `subscribe(client, "query", args, onData, onError)` and
+//!   `live(client, "query", args)`, a store with Svelte's contract over
+//!   `{ data, error }`; both names yield to handlers of the same name (`subscribe2`).
 
 mod http;
 

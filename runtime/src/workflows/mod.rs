@@ -9,6 +9,70 @@
 //! died). The claim is one `UPDATE … FOR UPDATE SKIP LOCKED`, which counts the claim in
 //! `claims`: every later write of the executing node is fenced by (node, claims), and the
 //! node renews its lease while it executes, so two nodes never execute one run at once.
+//!
+//! # Decisions
+//!
+//! `workflow.rs` is the handler's side (`WorkflowContext::step/sleep/wait_for_event/run_id`),
+//! `start`/`send_event` (in the caller's transaction) and the versions recorded at start;
+//! `workflows/mod.rs` claims and executes runs. Decisions:
+//! - **Runs execute on the job worker.** The worker that claims jobs also claims due runs
+//!   (runs first, then jobs, within the same `job_concurrency`), wakes on the same LISTEN
+//!   channel (payload `forge:workflows` from `start_workflow`, `send_event` and the admin
+//!   API) and polls at the same `poll_interval`; no scheduler of its own. A run is claimable
+//!   when `pending`; `sleeping` past `wake_at`; `waiting` with its event present or past its
+//!   deadline; `sleeping`/`waiting` past its run timeout or with a cancel asked; or
+//!   `running`/`compensating` with an expired lease (a dead node: no separate sweep). The
+//!   claim is one `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED)` that increments
+//!   `claims` and sets `locked_by` and the lease (`job_lease`).
+//! - **Fencing.** Every write of the executing node is guarded by (`locked_by`, `claims`)
+//!   (the run row `FOR SHARE`, or the step-start statement's own update of it), and the node
+//!   renews the lease every third of it; a renewal or write that finds the run gone (lease
+//!   expired and reclaimed, or aborted) drops the handler at once and discards its outcome.
+//!   So a run has one executor at a time; only a step interrupted mid-way (its node died or
+//!   lost the lease) runs again — at-least-once for that step, exactly-once for completed ones.
+//! - **Replay.** Each claim runs the handler from the top. Steps, sleeps (`~sleep/<n>`, the
+//!   n-th sleep) and event waits (`~event/<key>/<n>`) are rows of `forge_workflow_steps`: a
+//!   completed step returns its stored JSON; a failed one returns its stored error (as
+//!   `Error::Internal`), so a replay takes the same path. A sleep not due, or a wait with no
+//!   event, *halts*: the context records why and never resolves; the executor drops the
+//!   handler's future once no step is mid-way (parallel steps finish and are stored first)
+//!   and writes `sleeping` (`wake_at`) or `waiting` (`awaited_event`, `event_deadline`),
+//!   releasing the lease. Sleeps no longer than `poll_interval` are slept in place (the run
+//!   would otherwise wait for a poll tick anyway).
+//! - **Events** are rows of `forge_workflow_events`; a wait consumes the oldest unconsumed
+//!   one of its key and stores it as the wait's result in one statement, so each event is
+//!   delivered to exactly one wait and may arrive before the wait. A timeout stores the wait
+//!   as failed and returns `Error::Timeout`, which the workflow may match on.
+//! - **Parallel steps** are plain futures: `tokio::try_join!(ctx.step("a").run(…),
+//!   ctx.step("b").run(…))`; each is keyed and stored independently.
+//! - **Compensation.** Completing (or replaying) a step with `.compensate(g)` registers `g`
+//!   with the step's completion `sequence`. When the handler fails, the run times out, or a
+//!   cancel is asked, the run goes `compensating` and the registered compensations run in
+//!   descending `sequence`, each marking its step `compensated`. After a restart (a run
+//!   claimed in `compensating`, or past its timeout) the handler replays in *replay-only*
+//!   mode — stored results only; the first step, sleep or wait that would do something new
+//!   halts it — which registers exactly the compensations of completed steps, then the rest
+//!   are run. The run ends `cancelled` (cancel), `compensated` (something was undone) or
+//!   `failed` (nothing to undo, or a compensation failed: retry it once fixed).
+//! - **Versions.** Every registered (name, version) is upserted into
+//!   `forge_workflow_definitions` at start, and the active one marked: the version with
+//!   `active`, else the only one, else the greatest version string. New runs pin the
+//!   starting node's active version and its signature. The executor needs the exact
+//!   (name, version) and signature: otherwise the run becomes `blocked_missing_version` /
+//!   `blocked_signature_mismatch` with a reason naming what to deploy, executes nothing, and
+//!   `/_api/ready` is 503 until an operator retries it on a node with the right code.
+//!   Nodes claim runs of the workflow *names* they register, so a node without a version
+//!   blocks a run of it (in a rolling deploy, keep old versions registered next to new ones).
+//! - **Admin** (`gateway/admin_workflows.rs`): `GET /_api/admin/workflows/{id}` (the run with
+//!   its steps), `POST …/cancel` (sets `cancel_requested`: the executing node sees it at its
+//!   next lease renewal, an idle run is claimed; blocked runs cannot be cancelled, nothing
+//!   could compensate them), `…/retry` (failed or blocked → `pending`; failed and compensated
+//!   steps are deleted so they run again, completed ones kept), `…/abort` (→ `cancelled` at
+//!   once, no compensation; the executing node loses its fence) and `…/events/{key}` (the
+//!   body is the payload). Actions answer `{id, status}`, or `VALIDATION_ERROR` naming the
+//!   run's status when it does not allow them.
+//! - **Shutdown** hands unfinished runs back like jobs (`pending`, or still `compensating`)
+//!   within the grace period's reserve.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;

@@ -4,6 +4,6 @@
 //! The ui tests need nothing else from the runtime, and the runtime as a dev-dependency of a
 //! proc-macro crate is compiled for the host: a second build of the runtime and all its
 //! dependencies in every `cargo test --workspace`, plus a third inside trybuild's own
-//! target directory (ARCHITECTURE.md, "Test build times").
+//! target directory (tests/src/nested.rs, "How the test build is laid out").
 
 pub use forge_macros::{cron, daemon, job, mcp_tool, model, mutation, query, webhook, workflow};
