@@ -5,10 +5,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use forge_codegen::check::MigrationFile;
 use forge_codegen::config::Target;
 use forge_codegen::ir::{Ir, Severity};
 use forge_codegen::lock::{Lock, LOCK_FILE};
+use forge_codegen::migrations::MigrationFile;
 use forge_codegen::{emit, resolve};
 use serde::{Deserialize, Serialize};
 

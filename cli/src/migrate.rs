@@ -14,7 +14,7 @@
 //!
 //! - **`forge migrate new <name>`** takes the number FG601 would give a new file (past every
 //!   number in `migrations/` and forge.lock, at the width FG601 requires; four digits in an
-//!   empty directory) from `check::new_file_name`, the code behind FG601, so a new file never
+//!   empty directory) from `forge_codegen::migrations::new_file_name`, the code behind FG601, so a new file never
 //!   trips the rule. The name must be lower-case snake_case (the error suggests one). The file
 //!   is created with `create_new`: never overwritten, never written through a symlink. The path
 //!   goes to stdout.
@@ -49,6 +49,7 @@ use std::time::Duration;
 use forge_codegen::check;
 use forge_codegen::ir::{Diagnostic, Severity};
 use forge_codegen::lock::{Lock, LOCK_FILE};
+use forge_codegen::migrations::new_file_name;
 use forge_db::{Resolver, Source};
 use forge_migrate::runner::{
     self, AppliedMigration, FileStatus, Kind, MigrateError, State, Status, UpOptions,
@@ -165,7 +166,7 @@ where
 fn new(project: &Project, name: &str) -> Result<Outcome, Fatal> {
     let migrations = sources::read_migrations(&project.root)?;
     let lock = read_lock(project)?;
-    let file = check::new_file_name(&migrations, &lock, name).map_err(|e| Fatal(e.to_string()))?;
+    let file = new_file_name(&migrations, &lock, name).map_err(|e| Fatal(e.to_string()))?;
     let dir = project.root.join(MIGRATIONS_DIR);
     std::fs::create_dir_all(&dir)
         .map_err(|e| Fatal(format!("cannot create {}: {e}", dir.display())))?;

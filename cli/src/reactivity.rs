@@ -31,7 +31,7 @@
 //! - **The difference.** Enable what is wanted, created and not enabled; disable what is
 //!   enabled and read by no query (including a table enabled by hand: the set is generate's).
 //!   Both lists sorted, enables first, in one file.
-//! - **The file** is `NNNN_forge_reactivity.sql`, numbered by `check::new_file_name` (the code
+//! - **The file** is `NNNN_forge_reactivity.sql`, numbered by `forge_codegen::migrations::new_file_name` (the code
 //!   behind `forge migrate new` and FG601), created with `create_new` (never overwriting
 //!   anything), with a header saying it is generated. It is recorded in forge.lock by the same
 //!   run, and the no-change stamp counts it as an input, so a second run writes nothing. No
@@ -47,9 +47,9 @@
 
 use std::path::Path;
 
-use forge_codegen::check::{self, MigrationFile};
 use forge_codegen::ir::Ir;
 use forge_codegen::lock::Lock;
+use forge_codegen::migrations::{new_file_name, MigrationFile};
 use forge_codegen::reactivity::{self, Replay, MIGRATION_WORDS};
 use sha2::{Digest, Sha256};
 
@@ -71,8 +71,8 @@ pub fn plan(
     if change.is_empty() {
         return Ok(None);
     }
-    let name = check::new_file_name(migrations, lock, MIGRATION_WORDS)
-        .map_err(|e| Fatal(e.to_string()))?;
+    let name =
+        new_file_name(migrations, lock, MIGRATION_WORDS).map_err(|e| Fatal(e.to_string()))?;
     let contents = reactivity::render(&name, &change);
     let sha256 = Sha256::digest(contents.as_bytes())
         .iter()

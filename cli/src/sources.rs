@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use forge_codegen::check::MigrationFile;
+use forge_codegen::migrations::MigrationFile;
 use forge_codegen::parse::{self, ParsedFile};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};

@@ -61,6 +61,7 @@ pub mod config;
 pub mod emit;
 pub mod ir;
 pub mod lock;
+pub mod migrations;
 pub mod parse;
 pub mod reactivity;
 pub mod resolve;

@@ -5,10 +5,11 @@ mod support;
 
 use std::path::Path;
 
-use forge_codegen::check::{self, MigrationFile, Project};
+use forge_codegen::check::{self, Project};
 use forge_codegen::config::Config;
 use forge_codegen::ir::Diagnostic;
 use forge_codegen::lock::{Lock, LOCK_FILE};
+use forge_codegen::migrations::MigrationFile;
 use sha2::{Digest, Sha256};
 
 /// Every file in `dir` but dotfiles, sorted by name, as `forge check` sees them.

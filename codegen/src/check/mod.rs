@@ -45,8 +45,7 @@ mod workflow;
 use crate::config::CheckConfig;
 use crate::ir::{Diagnostic, Ir};
 use crate::lock::Lock;
-
-pub use migration::{new_file_name, NewMigrationError};
+use crate::migrations::MigrationFile;
 
 /// Everything the rules read.
 pub struct Project<'a> {
@@ -55,15 +54,6 @@ pub struct Project<'a> {
     pub lock: &'a Lock,
     /// Files under `migrations/`, sorted by name.
     pub migrations: &'a [MigrationFile],
-}
-
-/// One file under `migrations/`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MigrationFile {
-    /// The file name (`0001_init.sql`).
-    pub name: String,
-    /// SHA-256 of the content, lowercase hex, as `forge migrate` records it.
-    pub sha256: String,
 }
 
 /// A rule's documentation, for `forge check --explain`.
