@@ -46,7 +46,7 @@ pub enum Frontend {
 pub fn run(project: Option<&Path>, args: &Args) -> Result<Outcome, Fatal> {
     match args.words.as_slice() {
         [kind, name] => {
-            let kind = scaffold::Kind::parse(kind)?;
+            let kind = scaffold::parse_kind(kind)?;
             scaffold::run(project, kind, name)
         }
         [name] => project::run(args, Some(name)),

@@ -5,67 +5,32 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use forge_codegen::ir::Kind;
+
 use super::{names, templates};
 use crate::project::Project;
 use crate::{Fatal, Outcome};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    Query,
-    Mutation,
-    Job,
-    Cron,
-    Workflow,
-    Daemon,
-    Webhook,
-    McpTool,
-    Model,
+/// The kind `forge new <kind> <name>` names (`mcp_tool` or `mcp-tool`).
+pub fn parse_kind(word: &str) -> Result<Kind, Fatal> {
+    Kind::from_attribute_name(&word.replace('-', "_")).ok_or_else(|| {
+        let names: Vec<&str> = Kind::ALL.iter().map(|kind| kind.attribute_name()).collect();
+        Fatal(format!(
+            "`{word}` is not a handler kind; `forge new <kind> <name>` takes one of {}, and `forge new <name>` creates a project",
+            names.join(", ")
+        ))
+    })
 }
 
-const KINDS: [(&str, Kind); 9] = [
-    ("query", Kind::Query),
-    ("mutation", Kind::Mutation),
-    ("job", Kind::Job),
-    ("cron", Kind::Cron),
-    ("workflow", Kind::Workflow),
-    ("daemon", Kind::Daemon),
-    ("webhook", Kind::Webhook),
-    ("mcp_tool", Kind::McpTool),
-    ("model", Kind::Model),
-];
+fn template(kind: Kind) -> String {
+    format!("scaffold/{}.rs.j2", kind.attribute_name())
+}
 
-impl Kind {
-    pub fn parse(word: &str) -> Result<Kind, Fatal> {
-        let normalized = word.replace('-', "_");
-        KINDS.iter().find(|(name, _)| *name == normalized).map(|(_, kind)| *kind).ok_or_else(|| {
-            let names: Vec<&str> = KINDS.iter().map(|(name, _)| *name).collect();
-            Fatal(format!(
-                "`{word}` is not a handler kind; `forge new <kind> <name>` takes one of {}, and `forge new <name>` creates a project",
-                names.join(", ")
-            ))
-        })
-    }
-
-    fn template(self) -> &'static str {
-        match self {
-            Kind::Query => "scaffold/query.rs.j2",
-            Kind::Mutation => "scaffold/mutation.rs.j2",
-            Kind::Job => "scaffold/job.rs.j2",
-            Kind::Cron => "scaffold/cron.rs.j2",
-            Kind::Workflow => "scaffold/workflow.rs.j2",
-            Kind::Daemon => "scaffold/daemon.rs.j2",
-            Kind::Webhook => "scaffold/webhook.rs.j2",
-            Kind::McpTool => "scaffold/mcp_tool.rs.j2",
-            Kind::Model => "scaffold/model.rs.j2",
-        }
-    }
-
-    /// The module directory under `src/` the file goes in.
-    fn module(self) -> &'static str {
-        match self {
-            Kind::Model => "models",
-            _ => "functions",
-        }
+/// The module directory under `src/` the file goes in.
+fn module(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Model => "models",
+        _ => "functions",
     }
 }
 
@@ -91,7 +56,7 @@ pub fn run(project: Option<&Path>, kind: Kind, name: &str) -> Result<Outcome, Fa
         name: file_name.clone(),
     };
     let src = project.root.join("src");
-    let module_dir = src.join(kind.module());
+    let module_dir = src.join(module(kind));
     let file = module_dir.join(format!("{file_name}.rs"));
     if file.exists() {
         return Err(Fatal(format!(
@@ -99,10 +64,10 @@ pub fn run(project: Option<&Path>, kind: Kind, name: &str) -> Result<Outcome, Fa
             file.display()
         )));
     }
-    let contents = templates::render_file(kind.template(), &context)?;
+    let contents = templates::render_file(&template(kind), &context)?;
 
     let module_file = module_dir.join("mod.rs");
-    let sibling_file = src.join(format!("{}.rs", kind.module()));
+    let sibling_file = src.join(format!("{}.rs", module(kind)));
     let (module_file, new_module) = if module_file.is_file() {
         (module_file, false)
     } else if sibling_file.is_file() {
@@ -117,7 +82,7 @@ pub fn run(project: Option<&Path>, kind: Kind, name: &str) -> Result<Outcome, Fa
     write_new(&file, &contents)?;
     add_mod(&module_file, &file_name)?;
     if new_module {
-        add_mod(&crate_root, kind.module())?;
+        add_mod(&crate_root, module(kind))?;
     }
     eprintln!(
         "Created {}",

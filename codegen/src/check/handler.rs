@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use forge_attrs::{Kind, Options};
+use forge_attrs::Options;
 
 use super::{Project, Rule};
 use crate::ir::{Diagnostic, Handler, Span};
@@ -83,21 +83,6 @@ pub fn check(project: &Project, out: &mut Vec<Diagnostic>) {
     duplicates(&project.ir.handlers, out);
 }
 
-/// How messages name a handler's kind.
-pub(super) fn noun(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Query => "query",
-        Kind::Mutation => "mutation",
-        Kind::Job => "job",
-        Kind::Cron => "cron",
-        Kind::Workflow => "workflow",
-        Kind::Daemon => "daemon",
-        Kind::Webhook => "webhook",
-        Kind::McpTool => "MCP tool",
-        Kind::Model => "model",
-    }
-}
-
 /// FG501: `async` and the context. The parser reports the other signature problems
 /// (methods, pattern parameters, a return type that is not `Result`).
 fn signature(handler: &Handler) -> Option<Diagnostic> {
@@ -118,7 +103,7 @@ fn signature(handler: &Handler) -> Option<Diagnostic> {
         Some(context) if context != expected => {
             problems.push(format!(
                 "takes `&{context}`, but a {} receives `&{expected}`",
-                noun(handler.kind)
+                handler.kind.noun()
             ));
             labels.push(format!("expects `&{expected}`"));
         }
@@ -133,7 +118,7 @@ fn signature(handler: &Handler) -> Option<Diagnostic> {
             "FG501",
             format!(
                 "{} `{}` {}",
-                noun(handler.kind),
+                handler.kind.noun(),
                 handler.function,
                 problems.join(" and ")
             ),
@@ -230,7 +215,7 @@ fn duplicates(handlers: &[Arc<Handler>], out: &mut Vec<Diagnostic>) {
                     format!(
                         "{} is already taken by {} `{}`",
                         namespace.what(&key),
-                        noun(first.kind),
+                        first.kind.noun(),
                         first.function
                     ),
                     Some(duplicate.span.clone()),

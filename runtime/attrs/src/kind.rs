@@ -43,6 +43,14 @@ impl Kind {
         }
     }
 
+    /// How messages name the kind: "query", "MCP tool".
+    pub fn noun(self) -> &'static str {
+        match self {
+            Kind::McpTool => "MCP tool",
+            other => other.attribute_name(),
+        }
+    }
+
     pub fn from_attribute_name(name: &str) -> Option<Kind> {
         Kind::ALL
             .into_iter()
