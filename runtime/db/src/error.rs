@@ -53,6 +53,21 @@ pub enum DbError {
     )]
     Unreachable { wanted: PathBuf, fallback: PathBuf },
 
+    #[error(
+        "the development cluster in {} was created by PostgreSQL {data_version}, but the server \
+         binaries in {} are {binaries_version}; point FORGE_PG_BIN_DIRS at PostgreSQL \
+         {data_version}'s binaries to keep its data, or run `forge db reset` to start over \
+         (it deletes the development data)",
+        data_dir.display(),
+        binaries.display()
+    )]
+    VersionMismatch {
+        data_dir: PathBuf,
+        data_version: String,
+        binaries: PathBuf,
+        binaries_version: String,
+    },
+
     #[error("{what} {}: {source}", path.display())]
     Io {
         what: &'static str,
