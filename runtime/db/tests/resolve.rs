@@ -72,7 +72,7 @@ async fn database_url_wins_untouched() {
     let url = "postgres://app:secret@db.internal:6543/prod?sslmode=require";
     let resolver = Resolver {
         database_url: Some(url.to_owned()),
-        search: BinSearch::Only(Vec::new()),
+        search: BinSearch::only(Vec::new()),
     };
     let database = resolver.resolve(dir.path()).await.expect("resolves");
     assert_eq!(database.url, url);
@@ -204,7 +204,7 @@ async fn missing_binaries_name_both_ways_out() {
     let empty = tempfile::tempdir().expect("temp dir");
     let resolver = Resolver {
         database_url: None,
-        search: BinSearch::Only(vec![empty.path().to_path_buf()]),
+        search: BinSearch::only(vec![empty.path().to_path_buf()]),
     };
     let error = resolver
         .resolve(project.root())
@@ -223,4 +223,55 @@ async fn missing_binaries_name_both_ways_out() {
     ] {
         assert!(message.contains(needle), "{needle} missing from: {message}");
     }
+}
+
+/// A data directory of another major version (here a stand-in with only `PG_VERSION`).
+fn plant_old_cluster(data: &Path) {
+    std::fs::create_dir_all(data).expect("create");
+    std::fs::write(data.join("PG_VERSION"), "9.6\n").expect("write");
+}
+
+#[tokio::test]
+async fn a_development_cluster_of_another_version_is_kept_and_named() {
+    let project = Project::new(true);
+    let cluster = project.resolver.cluster(project.root()).expect("cluster");
+    plant_old_cluster(cluster.data_dir());
+    let error = project
+        .resolver
+        .resolve(project.root())
+        .await
+        .expect_err("another version");
+    assert!(
+        matches!(error, DbError::VersionMismatch { .. }),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    for needle in ["PostgreSQL 9.6", "FORGE_PG_BIN_DIRS", "forge db reset"] {
+        assert!(message.contains(needle), "{needle} missing from: {message}");
+    }
+    assert!(
+        cluster.data_dir().join("PG_VERSION").is_file(),
+        "the data is kept"
+    );
+}
+
+#[tokio::test]
+async fn a_disposable_cluster_of_another_version_is_rebuilt() {
+    let home = tempfile::tempdir().expect("temp dir");
+    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let cluster = forge_db::Cluster::open(
+        home.path(),
+        &BinSearch::from_env(),
+        forge_db::Durability::Disposable,
+    )
+    .expect("cluster");
+    plant_old_cluster(cluster.data_dir());
+    let started = cluster.clone();
+    let server = tokio::task::spawn_blocking(move || started.start())
+        .await
+        .expect("no panic");
+    let version = std::fs::read_to_string(cluster.data_dir().join("PG_VERSION"));
+    cluster.destroy().expect("destroyed");
+    server.expect("rebuilt and started");
+    assert_ne!(version.expect("PG_VERSION").trim(), "9.6");
 }
