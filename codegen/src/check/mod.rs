@@ -2,8 +2,10 @@
 //! A rule's code tells where it lives: FG1xx `scope`, FG2xx `dispatch`, FG3xx `cron`,
 //! FG4xx `workflow`, FG5xx `handler`, FG6xx `migration`. FG001/FG002 come from the parser and
 //! FG503 from the resolver; FG701 (stale generated files) is the CLI's, since it needs the
-//! files on disk.
+//! files on disk. FG8xx `contract` compares the IR with an earlier one
+//! ([`compare_contracts`], `forge check --against`).
 
+mod contract;
 mod cron;
 mod dispatch;
 mod generated;
@@ -16,6 +18,7 @@ use crate::config::CheckConfig;
 use crate::ir::{Diagnostic, Ir};
 use crate::lock::Lock;
 
+pub use contract::compare as compare_contracts;
 pub use migration::{new_file_name, NewMigrationError};
 
 /// Everything the rules read.
@@ -90,6 +93,7 @@ pub fn rules() -> impl Iterator<Item = &'static Rule> {
         handler::RULES,
         migration::RULES,
         generated::RULES,
+        contract::RULES,
     ]
     .into_iter()
     .flatten()
