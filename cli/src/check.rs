@@ -27,6 +27,11 @@ pub struct Args {
     /// Print what a rule checks and why, with an example, and exit.
     #[arg(long, value_name = "CODE")]
     explain: Option<String>,
+    /// Also report what breaks clients of an earlier version (FG801–FG804): a git
+    /// revision (read from the object store; the work tree is not touched) or an IR file
+    /// from `forge generate --emit-ir`.
+    #[arg(long, value_name = "REF|IR_JSON")]
+    against: Option<String>,
 }
 
 pub fn run(project: Option<&Path>, args: &Args) -> Result<Outcome, Fatal> {
@@ -35,6 +40,10 @@ pub fn run(project: Option<&Path>, args: &Args) -> Result<Outcome, Fatal> {
     }
     let started = Instant::now();
     let project = Project::locate(project)?;
+    let earlier = match &args.against {
+        Some(against) => Some(crate::against::earlier_ir(&project.root, against)?),
+        None => None,
+    };
     let sources = sources::read(&project.root)?;
     let lock_text = read_optional(&project.root.join(LOCK_FILE))?;
     let migrations = sources::read_migrations(&project.root)?;
@@ -59,6 +68,13 @@ pub fn run(project: Option<&Path>, args: &Args) -> Result<Outcome, Fatal> {
         .cloned()
         .chain(check::check(&checked))
         .collect();
+    if let Some(earlier) = &earlier {
+        diagnostics.extend(
+            check::compare_contracts(earlier, &resolved.ir)
+                .into_iter()
+                .filter(|d| !allow.contains(&d.code)),
+        );
+    }
     let planned = plan(
         &project,
         &resolved.ir,

@@ -10,6 +10,7 @@ use forge_codegen::ir::{Ir, Severity};
 use forge_codegen::lock::{Lock, LOCK_FILE};
 use forge_codegen::migrations::MigrationFile;
 use forge_codegen::{emit, resolve};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::output::{self, Planned, State};
@@ -26,7 +27,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     emit_ir: Option<PathBuf>,
     /// Generate only this target (repeatable), instead of forge.toml's `[generate]
-    /// targets`: `rust`, `typescript`, `dioxus`, `jsonschema`.
+    /// targets`: `rust`, `typescript`, `dioxus`, `jsonschema`, `openapi`.
     #[arg(long = "target", value_name = "TARGET", value_parser = parse_target)]
     targets: Vec<Target>,
     /// Keep running and regenerate on every save of src/, migrations/, forge.toml or
@@ -232,8 +233,11 @@ pub(crate) fn plan(
         Some(caches) => (Some(&mut caches.glue), Some(&mut caches.typescript)),
         None => (None, None),
     };
+    let mut targets = generate.targets.clone();
+    targets.sort();
+    targets.dedup();
     // The emitters are independent: run them side by side.
-    let (rust, (typescript, dioxus)) = rayon::join(
+    let (rust, (typescript, plain)) = rayon::join(
         || {
             wants(Target::Rust).then(|| match glue {
                 Some(cache) => emit::rust::emit_cached(ir, cache),
@@ -248,20 +252,24 @@ pub(crate) fn plan(
                         None => emit::typescript::emit(ir),
                     })
                 },
-                || wants(Target::Dioxus).then(|| emit::dioxus::emit(ir)),
+                || {
+                    targets
+                        .par_iter()
+                        .filter_map(|&target| Some((target, emit::files(target, ir)?)))
+                        .collect::<Vec<_>>()
+                },
             )
         },
     );
     if let Some(rust) = rust {
         add(generate.rust_out.clone(), rust);
     }
-    let dir = generate.typescript_out.trim_end_matches('/');
-    for file in typescript.into_iter().flatten() {
-        add(format!("{dir}/{}", file.path), file.contents);
-    }
-    let dir = generate.dioxus_out.trim_end_matches('/');
-    for file in dioxus.into_iter().flatten() {
-        add(format!("{dir}/{}", file.path), file.contents);
+    let typescript = typescript.map(|files| (Target::Typescript, files));
+    for (target, files) in typescript.into_iter().chain(plain) {
+        let dir = generate.out_dir(target).unwrap_or_default();
+        for file in files {
+            add(format!("{dir}/{}", file.path), file.contents);
+        }
     }
     if wants(Target::Jsonschema) {
         add(generate.jsonschema_out.clone(), emit::jsonschema::emit(ir));

@@ -1,6 +1,7 @@
 //! `forge`: the command-line tool. Orchestration and I/O only; everything that reads or
 //! writes code lives in `forge-codegen`.
 
+mod against;
 mod check;
 mod db;
 mod dev;

@@ -209,3 +209,240 @@ fn every_rule_explains_itself() {
         );
     }
 }
+
+/// A git repository holding `contract_before` as its first commit, with the work tree then
+/// replaced by `after`'s source (uncommitted).
+fn repository_with(after: &str) -> tempfile::TempDir {
+    let dir = copy_fixture("contract_before");
+    let git = |args: &[&str]| {
+        let output = std::process::Command::new("git")
+            .args([
+                "-c",
+                "user.name=forge",
+                "-c",
+                "user.email=forge@example.com",
+            ])
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("git runs");
+        assert!(output.status.success(), "git {args:?}: {}", stderr(&output));
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "before"]);
+    std::fs::copy(
+        fixture(after).join("src/lib.rs"),
+        dir.path().join("src/lib.rs"),
+    )
+    .expect("copy the later version");
+    dir
+}
+
+fn git_status(dir: &std::path::Path) -> String {
+    let output = std::process::Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=all"])
+        .current_dir(dir)
+        .output()
+        .expect("git runs");
+    stdout(&output)
+}
+
+/// Only the FG8xx findings of a JSON-lines report.
+fn contract_findings(report: &str) -> Vec<serde_json::Value> {
+    report
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("a JSON line"))
+        .filter(|d| d["code"].as_str().is_some_and(|c| c.starts_with("FG8")))
+        .collect()
+}
+
+#[test]
+fn against_a_git_ref_reports_breaks_in_the_current_source_without_touching_the_work_tree() {
+    let repo = repository_with("contract_after_fail");
+    let status_before = git_status(repo.path());
+    let output = forge(
+        repo.path(),
+        &["check", "--against", "HEAD", "--format", "json"],
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let findings = contract_findings(&stdout(&output));
+    let codes: std::collections::BTreeSet<&str> =
+        findings.iter().filter_map(|d| d["code"].as_str()).collect();
+    assert_eq!(
+        codes.into_iter().collect::<Vec<_>>(),
+        ["FG801", "FG802", "FG803", "FG804"]
+    );
+    let tag = findings
+        .iter()
+        .find(|d| {
+            d["message"]
+                .as_str()
+                .unwrap()
+                .contains("tagging of enum `Event`")
+        })
+        .expect("the renamed tag is reported");
+    assert_eq!(tag["file"], "src/lib.rs");
+    assert_eq!(tag["line"], 23);
+    assert_eq!(
+        git_status(repo.path()),
+        status_before,
+        "the work tree is untouched"
+    );
+
+    // Every format carries them.
+    let human = forge(repo.path(), &["check", "--against", "HEAD"]);
+    let text = stdout(&human);
+    assert!(
+        text.contains("error[FG803]: variant `Archived` of enum `Status` was removed"),
+        "{text}"
+    );
+    assert!(text.contains("--> src/lib.rs:16"), "{text}");
+    let github = stdout(&forge(
+        repo.path(),
+        &["check", "--against", "HEAD", "--format", "github"],
+    ));
+    assert!(
+        github.contains("::warning file=src/lib.rs,line=36"),
+        "{github}"
+    );
+    assert!(github.contains("title=FG801"), "{github}");
+    let sarif = stdout(&forge(
+        repo.path(),
+        &["check", "--against", "HEAD", "--format", "sarif"],
+    ));
+    let sarif: serde_json::Value = serde_json::from_str(&sarif).expect("SARIF is JSON");
+    let rules: Vec<&str> = sarif["runs"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["ruleId"].as_str())
+        .collect();
+    assert!(
+        rules.contains(&"FG802") && rules.contains(&"FG804"),
+        "{rules:?}"
+    );
+    assert_eq!(
+        git_status(repo.path()),
+        status_before,
+        "the work tree is untouched"
+    );
+}
+
+#[test]
+fn against_compatible_changes_or_an_ir_file_is_clean() {
+    let repo = repository_with("contract_after_pass");
+    let output = forge(
+        repo.path(),
+        &["check", "--against", "main", "--format", "json"],
+    );
+    assert_eq!(
+        contract_findings(&stdout(&output)),
+        Vec::<serde_json::Value>::new()
+    );
+
+    // The earlier IR as a file, written by `forge generate --emit-ir`.
+    let before = copy_fixture("contract_before");
+    let ir = repo.path().join("before.ir.json");
+    let emitted = forge(
+        before.path(),
+        &[
+            "generate",
+            "--target",
+            "openapi",
+            "--emit-ir",
+            ir.to_str().unwrap(),
+        ],
+    );
+    assert!(emitted.status.success(), "{}", stderr(&emitted));
+    let output = forge(
+        repo.path(),
+        &["check", "--against", "before.ir.json", "--format", "json"],
+    );
+    assert_eq!(
+        contract_findings(&stdout(&output)),
+        Vec::<serde_json::Value>::new()
+    );
+    std::fs::copy(
+        fixture("contract_after_fail").join("src/lib.rs"),
+        repo.path().join("src/lib.rs"),
+    )
+    .unwrap();
+    let output = forge(
+        repo.path(),
+        &["check", "--against", "before.ir.json", "--format", "json"],
+    );
+    assert_eq!(
+        contract_findings(&stdout(&output)).len(),
+        13,
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
+fn against_a_bad_ref_or_an_unparsable_tree_exits_2() {
+    let repo = repository_with("contract_after_pass");
+    let output = forge(repo.path(), &["check", "--against", "no-such-branch"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("--against `no-such-branch`: no such file or git revision"),
+        "{}",
+        stderr(&output)
+    );
+    let output = forge(repo.path(), &["check", "--against", "--version"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+
+    // A commit whose source does not parse.
+    std::fs::write(repo.path().join("src/lib.rs"), "pub fn broken( {\n").unwrap();
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args([
+                "-c",
+                "user.name=forge",
+                "-c",
+                "user.email=forge@example.com",
+            ])
+            .args(args)
+            .current_dir(repo.path())
+            .output()
+            .expect("git runs")
+    };
+    assert!(git(&["commit", "-qam", "broken"]).status.success());
+    std::fs::copy(
+        fixture("contract_after_pass").join("src/lib.rs"),
+        repo.path().join("src/lib.rs"),
+    )
+    .unwrap();
+    let output = forge(repo.path(), &["check", "--against", "HEAD"]);
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(
+        message.contains("--against `HEAD`: its source does not parse")
+            && message.contains("src/lib.rs:1:"),
+        "{message}"
+    );
+
+    // An IR file that is not one.
+    std::fs::write(repo.path().join("bad.json"), "{}").unwrap();
+    let output = forge(repo.path(), &["check", "--against", "bad.json"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("is not an IR written by `forge generate --emit-ir`"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn every_contract_rule_has_an_explanation() {
+    for code in ["FG801", "FG802", "FG803", "FG804"] {
+        let output = forge(std::path::Path::new("."), &["check", "--explain", code]);
+        assert_eq!(output.status.code(), Some(0), "{code}");
+        assert!(
+            stdout(&output).starts_with(&format!("{code}: ")),
+            "{}",
+            stdout(&output)
+        );
+    }
+}

@@ -233,6 +233,38 @@ fn target_generates_only_what_it_names() {
     );
 }
 
+#[test]
+fn openapi_target_writes_its_document_where_configured() {
+    let project = copy_fixture("kitchen_sink");
+    let output = forge(project.path(), &["generate", "--target", "openapi"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let path = project.path().join("schema/openapi.json");
+    let first = std::fs::read(&path).expect("the OpenAPI document is written");
+    let document: serde_json::Value = serde_json::from_slice(&first).expect("valid JSON");
+    assert_eq!(document["openapi"], "3.1.0");
+    assert!(
+        !project.path().join("src/forge_generated.rs").exists(),
+        "no other target"
+    );
+
+    // From forge.toml's targets, into the configured directory, byte for byte the same.
+    let config = project.path().join("forge.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "{text}\n[generate]\ntargets = [\"rust\", \"openapi\"]\nopenapi_out = \"docs/api/\"\n"
+        ),
+    )
+    .unwrap();
+    let output = forge(project.path(), &["generate"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let moved = std::fs::read(project.path().join("docs/api/openapi.json")).expect("written");
+    assert_eq!(moved, first);
+    let check = forge(project.path(), &["check"]);
+    assert_eq!(check.status.code(), Some(0), "{}", stdout(&check));
+}
+
 const REACTIVITY: &str = "migrations/0002_forge_reactivity.sql";
 
 fn migration_names(dir: &std::path::Path) -> Vec<String> {

@@ -38,6 +38,8 @@ pub enum Target {
     Dioxus,
     /// One JSON Schema document of the API (`emit::jsonschema`).
     Jsonschema,
+    /// The OpenAPI 3.1 document of the RPC API (`emit::openapi`).
+    Openapi,
 }
 
 impl Target {
@@ -65,6 +67,21 @@ pub struct GenerateConfig {
     pub dioxus_out: String,
     /// The JSON Schema document, relative to the project root.
     pub jsonschema_out: String,
+    /// The directory of the OpenAPI document (`openapi.json`), relative to the project root.
+    pub openapi_out: String,
+}
+
+impl GenerateConfig {
+    /// The directory a target's files go under, for the targets that write a directory.
+    pub fn out_dir(&self, target: Target) -> Option<&str> {
+        let dir = match target {
+            Target::Typescript => &self.typescript_out,
+            Target::Dioxus => &self.dioxus_out,
+            Target::Openapi => &self.openapi_out,
+            Target::Rust | Target::Jsonschema => return None,
+        };
+        Some(dir.trim_end_matches('/'))
+    }
 }
 
 impl Default for GenerateConfig {
@@ -75,6 +92,7 @@ impl Default for GenerateConfig {
             typescript_out: "frontend/src/lib/forge".to_owned(),
             dioxus_out: "frontend/src/forge".to_owned(),
             jsonschema_out: "schema/forge.schema.json".to_owned(),
+            openapi_out: "schema".to_owned(),
         }
     }
 }
@@ -178,14 +196,21 @@ mod tests {
     fn targets_parse_by_their_config_names() {
         assert_eq!(Target::parse("jsonschema").ok(), Some(Target::Jsonschema));
         assert_eq!(Target::parse("rust").ok(), Some(Target::Rust));
-        let error = Target::parse("openapi").expect_err("no such target");
-        assert!(error.message.contains("jsonschema"), "{}", error.message);
+        assert_eq!(Target::parse("openapi").ok(), Some(Target::Openapi));
+        let error = Target::parse("swagger").expect_err("no such target");
+        assert!(error.message.contains("openapi"), "{}", error.message);
         let config = Config::parse(
             "[project]\nname = \"app\"\n[generate]\ntargets = [\"jsonschema\"]\njsonschema_out = \"api.json\"\n",
         )
         .expect("config parses");
         assert_eq!(config.generate.targets, [Target::Jsonschema]);
         assert_eq!(config.generate.jsonschema_out, "api.json");
+        let config = Config::parse(
+            "[project]\nname = \"app\"\n[generate]\ntargets = [\"rust\", \"openapi\"]\nopenapi_out = \"docs/api\"\n",
+        )
+        .expect("config parses");
+        assert_eq!(config.generate.targets, [Target::Rust, Target::Openapi]);
+        assert_eq!(config.generate.openapi_out, "docs/api");
     }
 
     #[test]

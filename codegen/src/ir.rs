@@ -236,6 +236,34 @@ pub enum TypeRef {
     Unsupported { rust: String },
 }
 
+impl TypeRef {
+    /// This type with every generic parameter `subst` knows replaced.
+    pub fn substituted(&self, subst: &std::collections::HashMap<String, TypeRef>) -> TypeRef {
+        let boxed = |of: &TypeRef| Box::new(of.substituted(subst));
+        match self {
+            TypeRef::Param { name } => subst.get(name).cloned().unwrap_or_else(|| self.clone()),
+            TypeRef::Option { of } => TypeRef::Option { of: boxed(of) },
+            TypeRef::List { of } => TypeRef::List { of: boxed(of) },
+            TypeRef::Map { key, value } => TypeRef::Map {
+                key: boxed(key),
+                value: boxed(value),
+            },
+            TypeRef::Tuple { items } => TypeRef::Tuple {
+                items: items.iter().map(|item| item.substituted(subst)).collect(),
+            },
+            TypeRef::Array { of, len } => TypeRef::Array {
+                of: boxed(of),
+                len: *len,
+            },
+            TypeRef::Named { id, args } => TypeRef::Named {
+                id: id.clone(),
+                args: args.iter().map(|arg| arg.substituted(subst)).collect(),
+            },
+            TypeRef::Scalar { .. } | TypeRef::Unsupported { .. } => self.clone(),
+        }
+    }
+}
+
 /// Types whose wire form is fixed by their serde implementation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

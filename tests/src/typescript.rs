@@ -1,4 +1,6 @@
-//! Runs the TypeScript compiler pinned in `tests/typescript/package.json` on generated code.
+//! Runs the TypeScript compiler pinned in `tests/typescript/package.json` on generated code,
+//! and the OpenAPI tools pinned beside it (the official-schema validator and
+//! `openapi-typescript`) on generated OpenAPI documents.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -27,7 +29,18 @@ const FLAGS: &[&str] = &[
     "false",
 ];
 
-fn package_dir() -> PathBuf {
+/// What `npm ci` installs that the tests use; a checkout installed before one of them was
+/// pinned is installed again.
+const INSTALLED: &[&str] = &[
+    "node_modules/.bin/tsc",
+    "node_modules/.bin/openapi-typescript",
+    "node_modules/openapi-fetch/package.json",
+    "node_modules/@seriousme/openapi-schema-validator/package.json",
+];
+
+/// The npm package holding the pinned tools; its `node_modules` is what scripts compiled
+/// elsewhere link to.
+pub fn package_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("typescript")
 }
 
@@ -41,10 +54,46 @@ pub fn ensure_tsc() -> PathBuf {
         .unwrap_or_else(|e| panic!("cannot create {}: {e}", lock_path.display()));
     lock.lock()
         .unwrap_or_else(|e| panic!("cannot lock {}: {e}", lock_path.display()));
-    if !tsc.exists() {
+    if INSTALLED.iter().any(|path| !dir.join(path).exists()) {
         npm_ci(&dir);
     }
     tsc
+}
+
+/// Validates an OpenAPI document against the official OpenAPI 3.1 schema
+/// (`@seriousme/openapi-schema-validator`) and checks that its references resolve; fails
+/// with the validator's errors.
+pub fn validate_openapi(document: &Path) {
+    ensure_tsc();
+    let output = Command::new("node")
+        .arg(package_dir().join("openapi/validate.mjs"))
+        .arg(document)
+        .output()
+        .unwrap_or_else(|e| panic!("could not run node: {e}"));
+    assert!(
+        output.status.success(),
+        "{} is not a valid OpenAPI 3.1 document:\n{}",
+        document.display(),
+        text(&output)
+    );
+}
+
+/// Generates TypeScript types from an OpenAPI document with `openapi-typescript`.
+pub fn openapi_typescript(document: &Path, out: &Path) {
+    ensure_tsc();
+    let tool = package_dir().join("node_modules/.bin/openapi-typescript");
+    let output = Command::new(&tool)
+        .arg(document)
+        .arg("--output")
+        .arg(out)
+        .output()
+        .unwrap_or_else(|e| panic!("could not run {}: {e}", tool.display()));
+    assert!(
+        output.status.success(),
+        "openapi-typescript failed on {}:\n{}",
+        document.display(),
+        text(&output)
+    );
 }
 
 fn npm_ci(dir: &Path) {

@@ -2,7 +2,8 @@
 //! A rule's code tells where it lives: FG1xx `scope`, FG2xx `dispatch`, FG3xx `cron`,
 //! FG4xx `workflow`, FG5xx `handler`, FG6xx `migration`. FG001/FG002 come from the parser and
 //! FG503 from the resolver; FG701 (stale generated files) is the CLI's, since it needs the
-//! files on disk.
+//! files on disk. FG8xx `contract` compares the IR with an earlier one
+//! ([`compare_contracts`], `forge check --against`).
 //!
 //! # Rule decisions
 //!
@@ -34,6 +35,7 @@
 //!   FG503 (for types that cannot cross the wire; a type the function does not define is the
 //!   crate's business) with the project's `[check]` settings from forge.toml.
 
+mod contract;
 mod cron;
 mod dispatch;
 mod generated;
@@ -46,6 +48,8 @@ use crate::config::CheckConfig;
 use crate::ir::{Diagnostic, Ir};
 use crate::lock::Lock;
 use crate::migrations::MigrationFile;
+
+pub use contract::compare as compare_contracts;
 
 /// Everything the rules read.
 pub struct Project<'a> {
@@ -110,6 +114,7 @@ pub fn rules() -> impl Iterator<Item = &'static Rule> {
         handler::RULES,
         migration::RULES,
         generated::RULES,
+        contract::RULES,
     ]
     .into_iter()
     .flatten()

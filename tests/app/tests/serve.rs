@@ -280,3 +280,53 @@ fn the_app_does_not_start_without_its_webhook_secret() {
         "{stderr}"
     );
 }
+
+/// The app's checked-in OpenAPI document is valid against the official OpenAPI 3.1 schema,
+/// and a client generated from it by a third-party generator (`openapi-typescript`, with
+/// `openapi-fetch`) type-checks under `tsc --strict` and calls the served app.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_generated_from_the_openapi_document_calls_the_served_app() {
+    let db = TestDatabase::new().await;
+    let document = app_dir().join("frontend/openapi/openapi.json");
+    let out = tokio::task::spawn_blocking(move || {
+        typescript::validate_openapi(&document);
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("app_openapi_client");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create the client directory");
+        // The script imports `openapi-fetch` from the pinned packages.
+        std::os::unix::fs::symlink(
+            typescript::package_dir().join("node_modules"),
+            dir.join("node_modules"),
+        )
+        .expect("link node_modules");
+        let api = dir.join("api.d.ts");
+        typescript::openapi_typescript(&document, &api);
+        let script = dir.join("openapi.test.ts");
+        std::fs::copy(app_dir().join("tests/openapi.test.ts"), &script).expect("copy the script");
+        let out = dir.join("out");
+        typescript::compile(&dir, &[&api, &script], &out);
+        std::fs::write(out.join("package.json"), r#"{ "type": "module" }"#).expect("package.json");
+        std::os::unix::fs::symlink(
+            typescript::package_dir().join("node_modules"),
+            out.join("node_modules"),
+        )
+        .expect("link node_modules");
+        out
+    });
+    let server = Server::start(db.url(), &[]).await;
+    let out = out.await.expect("generate and compile the client");
+    let alice = Uuid::new_v4();
+    let node = Command::new("node")
+        .arg("openapi.test.js")
+        .current_dir(&out)
+        .env("FORGE_URL", &server.url)
+        .env("ALICE_TOKEN", token(alice, None, &[]))
+        .output()
+        .expect("run node");
+    assert!(
+        node.status.success(),
+        "node openapi.test.js failed:\n{}{}",
+        String::from_utf8_lossy(&node.stdout),
+        String::from_utf8_lossy(&node.stderr)
+    );
+}

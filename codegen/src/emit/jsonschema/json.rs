@@ -7,7 +7,7 @@
 use std::fmt::Write;
 
 #[derive(Debug, Clone, PartialEq)]
-pub(super) enum Json {
+pub(crate) enum Json {
     Null,
     Bool(bool),
     Int(i64),
@@ -19,23 +19,23 @@ pub(super) enum Json {
 }
 
 impl Json {
-    pub(super) fn str(text: impl Into<String>) -> Json {
+    pub(crate) fn str(text: impl Into<String>) -> Json {
         Json::Str(text.into())
     }
 
     /// An object from `(key, value)` pairs.
-    pub(super) fn obj<K: Into<String>>(members: impl IntoIterator<Item = (K, Json)>) -> Json {
+    pub(crate) fn obj<K: Into<String>>(members: impl IntoIterator<Item = (K, Json)>) -> Json {
         Json::Obj(members.into_iter().map(|(k, v)| (k.into(), v)).collect())
     }
 
     /// `{"type": name}`.
-    pub(super) fn typed(name: &str) -> Json {
+    pub(crate) fn typed(name: &str) -> Json {
         Json::obj([("type", Json::str(name))])
     }
 
     /// Adds `key: value` to an object; anything else is wrapped in `allOf` first, which
     /// keeps its meaning.
-    pub(super) fn with(mut self, key: &str, value: Json) -> Json {
+    pub(crate) fn with(mut self, key: &str, value: Json) -> Json {
         match &mut self {
             Json::Obj(members) => {
                 members.push((key.to_owned(), value));
@@ -49,7 +49,7 @@ impl Json {
 /// Renders `json`, resolving references with `fragment(n)` (`#/$defs/…`). `indent` is
 /// `None` for the compact form and `Some(0)` for the pretty one (two spaces per level, as
 /// `serde_json::to_string_pretty` writes).
-pub(super) fn render(
+pub(crate) fn render(
     json: &Json,
     indent: Option<usize>,
     fragment: &dyn Fn(usize) -> String,

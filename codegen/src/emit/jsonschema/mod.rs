@@ -37,13 +37,14 @@
 //!
 //! Output depends only on the IR, walked in its sorted order: same IR, same bytes.
 
-mod json;
+pub(crate) mod json;
 #[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use self::json::{render, Json};
+use self::json::render;
+pub(crate) use self::json::Json;
 use crate::ir::{
     Field, Handler, Ir, Kind, Scalar, Shape, Tagging, TypeDef, TypeRef, Variant, VariantShape,
     WireName,
@@ -109,6 +110,49 @@ pub fn tool_input_schema(ir: &Ir, handler: &Handler) -> String {
     let schema = builder.args_object(handler);
     let defs = builder.finish();
     defs.render(schema, None)
+}
+
+/// The same definitions for another document (the OpenAPI emitter's `components`): one
+/// wire-shape source, so both documents describe a type identically.
+pub(crate) struct Schemas<'a>(Builder<'a>);
+
+impl<'a> Schemas<'a> {
+    pub(crate) fn new(ir: &'a Ir) -> Self {
+        Schemas(Builder::new(ir))
+    }
+
+    /// A query's or mutation's `args` object (input direction).
+    pub(crate) fn args(&mut self, handler: &Handler) -> Json {
+        self.0.args_object(handler)
+    }
+
+    /// What the server sends for `ty` (output direction).
+    pub(crate) fn output(&mut self, ty: &TypeRef) -> Json {
+        self.0.ty(ty, &Subst::new(), Dir::Output)
+    }
+
+    /// The definitions used so far, keyed so that none takes a key in `reserved`.
+    pub(crate) fn finish(self, reserved: &[&str]) -> Definitions {
+        Definitions(self.0.finish_reserving(reserved))
+    }
+}
+
+/// Definitions to place in a document of the caller's making.
+pub(crate) struct Definitions(Defs);
+
+impl Definitions {
+    /// The definitions, by key, sorted; references in them still to be resolved by
+    /// [`Definitions::render`].
+    pub(crate) fn take(&mut self) -> Vec<(String, Json)> {
+        std::mem::take(&mut self.0.defs)
+    }
+
+    /// `root` rendered with every reference pointing at `prefix` + key
+    /// (`#/components/schemas/`).
+    pub(crate) fn render(self, root: &Json, indent: Option<usize>, prefix: &str) -> String {
+        let keys = self.0.keys;
+        render(root, indent, &|n| format!("{prefix}{}", fragment(&keys[n])))
+    }
 }
 
 /// The group a handler's schemas go under in the document.
@@ -261,7 +305,7 @@ impl<'a> Builder<'a> {
                 .with("minItems", Json::Int(i64::from(*len)))
                 .with("maxItems", Json::Int(i64::from(*len))),
             TypeRef::Named { id, args } => {
-                let args: Vec<TypeRef> = args.iter().map(|arg| substitute(arg, subst)).collect();
+                let args: Vec<TypeRef> = args.iter().map(|arg| arg.substituted(subst)).collect();
                 self.reference(id, args, dir)
             }
             TypeRef::Param { name } => match subst.get(name) {
@@ -562,7 +606,12 @@ impl<'a> Builder<'a> {
 
     /// Decides which types used both ways need a definition per direction, and names
     /// every definition.
-    fn finish(mut self) -> Defs {
+    fn finish(self) -> Defs {
+        self.finish_reserving(&[])
+    }
+
+    /// [`Builder::finish`], leaving the keys in `reserved` to the caller's own definitions.
+    fn finish_reserving(mut self, reserved: &[&str]) -> Defs {
         self.drain();
         let n = self.instances.len();
         let twin: Vec<Option<usize>> = self
@@ -600,7 +649,7 @@ impl<'a> Builder<'a> {
             }
         }
         // Keys, in first-use order. A merged pair shares one key and one body.
-        let mut taken: BTreeSet<String> = BTreeSet::new();
+        let mut taken: BTreeSet<String> = reserved.iter().map(|&key| key.to_owned()).collect();
         let mut keys: Vec<String> = vec![String::new(); n];
         let mut emitted = Vec::new();
         for i in 0..n {
@@ -769,32 +818,6 @@ fn strip_options(mut ty: &TypeRef) -> &TypeRef {
         ty = of;
     }
     ty
-}
-
-/// `ty` with every parameter `subst` knows replaced.
-fn substitute(ty: &TypeRef, subst: &Subst) -> TypeRef {
-    let boxed = |of: &TypeRef| Box::new(substitute(of, subst));
-    match ty {
-        TypeRef::Param { name } => subst.get(name).cloned().unwrap_or_else(|| ty.clone()),
-        TypeRef::Option { of } => TypeRef::Option { of: boxed(of) },
-        TypeRef::List { of } => TypeRef::List { of: boxed(of) },
-        TypeRef::Map { key, value } => TypeRef::Map {
-            key: boxed(key),
-            value: boxed(value),
-        },
-        TypeRef::Tuple { items } => TypeRef::Tuple {
-            items: items.iter().map(|item| substitute(item, subst)).collect(),
-        },
-        TypeRef::Array { of, len } => TypeRef::Array {
-            of: boxed(of),
-            len: *len,
-        },
-        TypeRef::Named { id, args } => TypeRef::Named {
-            id: id.clone(),
-            args: args.iter().map(|arg| substitute(arg, subst)).collect(),
-        },
-        TypeRef::Scalar { .. } | TypeRef::Unsupported { .. } => ty.clone(),
-    }
 }
 
 /// How deeply `ty` nests.
