@@ -8,14 +8,13 @@ mod admin_jobs;
 mod admin_workflows;
 pub(crate) mod auth;
 pub(crate) mod call;
-// Used by the live-session limits and bindings and the rate limits landing alongside.
-#[allow(dead_code)]
 pub(crate) mod client;
 mod envelope;
 mod health;
 mod mcp;
 mod replicas;
 mod rpc;
+pub(crate) mod server;
 mod webhook;
 
 use std::net::SocketAddr;
@@ -43,6 +42,10 @@ pub(crate) struct Gateway {
     pub webhooks: Arc<Webhooks>,
     /// `DATABASE_REPLICA_URLS`: where queries go while healthy.
     pub replicas: Replicas,
+    /// The open HTTP connections, bounded by `FORGE_HTTP_MAX_CONNECTIONS`.
+    pub connections: server::Connections,
+    /// What `/_api/ready` answers, kept current in the background.
+    pub readiness: health::Readiness,
 }
 
 impl Gateway {
@@ -62,17 +65,21 @@ impl Gateway {
             verifier,
             webhooks,
             replicas,
+            connections: server::Connections::new(config.http_max_connections),
+            readiness: health::Readiness::default(),
         })
     }
 }
 
-/// Probes the replicas once (so the node starts with their real state), binds
-/// `config.addr` and serves on `tasks` until the node shuts down, probing the replicas
-/// meanwhile; returns the bound address (useful with port 0).
+/// Probes the replicas and checks readiness once (so the node starts with their real
+/// state), binds `config.addr` and serves on `tasks` until the node shuts down, probing
+/// the replicas and re-checking readiness meanwhile; returns the bound address (useful
+/// with port 0).
 pub(crate) async fn serve(shared: &Arc<Shared>, tasks: &mut JoinSet<()>) -> Result<SocketAddr> {
     let config = &shared.config;
     let replicas = shared.gateway.replicas.clone();
     replicas.probe_once().await;
+    health::check(shared).await;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .map_err(|e| Error::Internal(format!("cannot listen on {}: {e}", config.addr)))?;
@@ -81,19 +88,12 @@ pub(crate) async fn serve(shared: &Arc<Shared>, tasks: &mut JoinSet<()>) -> Resu
         .map_err(|e| Error::Internal(format!("cannot read the listening address: {e}")))?;
     let stop = shared.shutdown.clone();
     tasks.spawn(async move { replicas.probe_until(stop).await });
-    let router = router(shared.clone());
-    let stop = shared.shutdown.clone();
-    tasks.spawn(async move {
-        let served = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await;
-        if let Err(error) = served {
-            tracing::error!(%error, "the HTTP server stopped");
-        }
-    });
+    tasks.spawn(health::check_until_shutdown(shared.clone()));
+    tasks.spawn(server::run(
+        listener,
+        router(shared.clone()),
+        shared.clone(),
+    ));
     Ok(addr)
 }
 
@@ -112,5 +112,6 @@ fn router(shared: Arc<Shared>) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(
             shared.config.body_limit,
         ))
+        .layer(axum::middleware::from_fn(envelope::ensure))
         .with_state(shared)
 }
