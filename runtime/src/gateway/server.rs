@@ -48,8 +48,8 @@ use crate::Error;
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// Connections being refused at once; past this they are closed without an answer.
 const REFUSING: usize = 64;
-/// How long a refused connection gets to take its answer.
-const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a refused or timed-out connection gets to take its answer.
+const RAW_ANSWER_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The request's connection, in the request's extensions.
 #[derive(Clone)]
@@ -121,23 +121,33 @@ pub(crate) async fn run(listener: TcpListener, router: Router, shared: Arc<Share
 }
 
 /// Answers a connection over the limit with `429` and closes it.
-async fn refuse(mut stream: TcpStream, max: usize, _permit: OwnedSemaphorePermit) {
+async fn refuse(stream: TcpStream, max: usize, _permit: OwnedSemaphorePermit) {
     let error = Error::RateLimited(format!(
         "this node has {max} connections open, the most it allows \
          (FORGE_HTTP_MAX_CONNECTIONS); try again shortly"
     ));
+    answer_and_close(stream, "429 Too Many Requests", &error).await;
+}
+
+/// Writes an enveloped error answer on a connection hyper no longer serves, and closes it.
+async fn answer_and_close(mut stream: TcpStream, status: &str, error: &Error) {
     let body = serde_json::json!({
         "success": false,
         "error": error.to_wire(),
         "request_id": uuid::Uuid::new_v4().to_string(),
     })
     .to_string();
+    let retry = if status.starts_with("429") {
+        "retry-after: 1\r\n"
+    } else {
+        ""
+    };
     let answer = format!(
-        "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n\
-         content-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         {retry}connection: close\r\n\r\n{body}",
         body.len()
     );
-    let _ = tokio::time::timeout(REFUSAL_TIMEOUT, async {
+    let _ = tokio::time::timeout(RAW_ANSWER_TIMEOUT, async {
         stream.write_all(answer.as_bytes()).await?;
         stream.shutdown().await
     })
@@ -185,7 +195,8 @@ async fn serve(
             request.extensions_mut().insert(ConnectInfo(peer));
             request.extensions_mut().insert(connection.clone());
             let mut router = router.clone();
-            async move {
+            // Boxed, so the connection can be polled without shutting its socket down.
+            Box::pin(async move {
                 let response = match router.call(request).await {
                     Ok(response) => response,
                     Err(never) => match never {},
@@ -196,7 +207,7 @@ async fn serve(
                         frame
                     }))
                 }))
-            }
+            })
         })
     };
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -204,21 +215,36 @@ async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(shared.config.http_header_timeout)
         .keep_alive(true);
-    let served = builder.serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(served);
-    tokio::select! {
-        _ = served.as_mut() => return,
+    let mut served = builder.serve_connection(TokioIo::new(stream), service);
+    let ended = tokio::select! {
+        ended = std::future::poll_fn(|cx| served.poll_without_shutdown(cx)) => ended,
         () = connection.close.cancelled() => return,
-        () = shared.shutdown.cancelled() => {}
-    }
-    // Idle, or still sending headers: nothing is lost by closing now.
-    if in_flight.load(Ordering::SeqCst) == 0 {
-        return;
-    }
-    served.as_mut().graceful_shutdown();
-    tokio::select! {
-        _ = served => {}
-        () = connection.close.cancelled() => {}
+        () = shared.shutdown.cancelled() => {
+            // Idle, or still sending headers: nothing is lost by closing now.
+            if in_flight.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            Pin::new(&mut served).graceful_shutdown();
+            tokio::select! {
+                _ = std::future::poll_fn(|cx| served.poll_without_shutdown(cx)) => {}
+                () = connection.close.cancelled() => {}
+            }
+            return;
+        }
+    };
+    if let Err(error) = ended {
+        // The headers did not arrive in time. A client that started a request gets an
+        // answer; an idle keep-alive connection is just closed, since a client could be
+        // sending its next request on it right now.
+        let parts = served.into_parts();
+        if error.is_timeout() && !parts.read_buf.is_empty() {
+            let timeout = shared.config.http_header_timeout;
+            let error = Error::RequestTimeout(format!(
+                "the request's headers did not arrive within {timeout:?} \
+                 (FORGE_HTTP_HEADER_TIMEOUT)"
+            ));
+            answer_and_close(parts.io.into_inner(), "408 Request Timeout", &error).await;
+        }
     }
 }
 

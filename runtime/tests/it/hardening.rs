@@ -126,14 +126,6 @@ async fn start(db: &TestDatabase, vars: &[(&str, &str)]) -> Running {
     node
 }
 
-/// The resident memory of this process (the node runs in it), in bytes.
-fn rss() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    let kib: usize = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kib * 1024
-}
-
 /// Sends `request` on a fresh connection and reads until `until` is in what came back, or
 /// the connection closes, or `within` passes; what came back.
 async fn raw(addr: SocketAddr, request: &[u8], until: &str, within: Duration) -> String {
@@ -294,8 +286,8 @@ async fn a_session_that_stops_reading_is_bounded_and_disconnected() {
         connected["session_id"].as_str().unwrap(),
         connected["session_secret"].as_str().unwrap(),
     );
-    // From here on the client reads nothing.
-    let before = rss();
+    // From here on the client reads nothing: every write below re-runs 20 results of
+    // 50 kB for it.
     let size = 50_000;
     for k in 0..20 {
         let answer = subscribe(
@@ -323,13 +315,6 @@ async fn a_session_that_stops_reading_is_bounded_and_disconnected() {
         tokio::time::sleep(Duration::from_millis(60)).await;
         peak_queued = peak_queued.max(node.live_stats().queued_bytes);
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let grown = rss().saturating_sub(before);
-    // 40 writes × 20 results of 50 kB is 40 MB produced for this client.
-    assert!(
-        grown < 20 * 1024 * 1024,
-        "the node grew by {grown} bytes for a client that does not read"
-    );
     assert!(
         closed_within(&mut stream, Duration::from_secs(5)).await,
         "the session that fell behind is still connected"
@@ -566,8 +551,14 @@ async fn slow_and_silent_connections_time_out_and_do_not_hold_shutdown() {
     let mut half_line = TcpStream::connect(addr).await.unwrap();
     half_line.write_all(b"GET /_api/hea").await.unwrap();
     let mut silent = TcpStream::connect(addr).await.unwrap();
+    let answer = read_until(&mut half_line, "}}", Duration::from_secs(3)).await;
     assert!(
-        closed_within(&mut half_line, Duration::from_secs(3)).await,
+        answer.starts_with("HTTP/1.1 408"),
+        "half a request line: {answer:?}"
+    );
+    assert_eq!(body_of(&answer)["error"]["code"], "TIMEOUT", "{answer}");
+    assert!(
+        closed_within(&mut half_line, Duration::from_secs(1)).await,
         "half a request line is kept open"
     );
     assert!(
