@@ -58,7 +58,8 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    /// Closes the connection now, whatever it is doing.
+    /// Closes the connection now, whatever it is doing (a live session that fell behind).
+    #[cfg_attr(not(feature = "realtime"), allow(dead_code))]
     pub fn close(&self) {
         self.close.cancel();
     }
