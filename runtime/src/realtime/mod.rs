@@ -909,3 +909,74 @@ async fn trim(shared: Arc<Shared>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outbox(max_bytes: usize) -> (Outbox, Arc<AtomicUsize>) {
+        let node_bytes = Arc::new(AtomicUsize::new(0));
+        let outbox = Outbox {
+            queue: Mutex::new(Queue::default()),
+            ready: Notify::new(),
+            max_bytes,
+            node_bytes: node_bytes.clone(),
+        };
+        (outbox, node_bytes)
+    }
+
+    fn update(text: &str) -> Push {
+        Push::Update(text.into())
+    }
+
+    async fn next_text(outbox: &Outbox) -> Option<(String, String)> {
+        let (id, push) = outbox.next().await?;
+        Some((id.to_string(), push.text().to_owned()))
+    }
+
+    #[tokio::test]
+    async fn a_newer_event_replaces_the_unsent_one_of_its_subscription_in_place() {
+        let (outbox, node_bytes) = outbox(1 << 20);
+        let (a, b): (Arc<str>, Arc<str>) = ("a".into(), "b".into());
+        outbox.push(&a, update("1"));
+        outbox.push(&b, update("2"));
+        outbox.push(&a, update("3"));
+        assert_eq!(outbox.queue().order.len(), 2);
+        let queued = node_bytes.load(Ordering::Relaxed);
+        assert_eq!(queued, 2 * (1 + 1 + EVENT_OVERHEAD));
+        assert_eq!(next_text(&outbox).await, Some(("a".into(), "3".into())));
+        assert_eq!(next_text(&outbox).await, Some(("b".into(), "2".into())));
+        assert_eq!(node_bytes.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn past_its_bound_an_outbox_ends_and_gives_its_bytes_back() {
+        let (outbox, node_bytes) = outbox(1000);
+        let big = "x".repeat(900);
+        // One event larger than the bound still fits: a session can always get a result.
+        outbox.push(&"a".into(), update(&format!("{big}{big}")));
+        assert!(node_bytes.load(Ordering::Relaxed) > 1000);
+        outbox.push(&"b".into(), update("1"));
+        assert_eq!(node_bytes.load(Ordering::Relaxed), 0);
+        assert_eq!(next_text(&outbox).await, None);
+        outbox.push(&"c".into(), update("2"));
+        assert_eq!(next_text(&outbox).await, None);
+        assert_eq!(node_bytes.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn groups_split_on_claims_but_not_on_per_token_ones() {
+        let user = Uuid::new_v4();
+        let auth = |claims: Value| Auth {
+            user_id: user,
+            tenant_id: None,
+            roles: Vec::new(),
+            claims,
+        };
+        let free = auth(serde_json::json!({"sub": user, "exp": 1, "iat": 0, "plan": "free"}));
+        let free_later = auth(serde_json::json!({"sub": user, "exp": 9, "iat": 5, "plan": "free"}));
+        let pro = auth(serde_json::json!({"sub": user, "exp": 1, "plan": "pro"}));
+        assert_eq!(Scope::of(Some(&free)), Scope::of(Some(&free_later)));
+        assert_ne!(Scope::of(Some(&free)), Scope::of(Some(&pro)));
+    }
+}
