@@ -190,6 +190,18 @@ impl Running {
         self.addr
     }
 
+    /// HTTP connections open on this node now.
+    #[cfg(feature = "gateway")]
+    pub fn open_connections(&self) -> usize {
+        self.shared.gateway.connections.open()
+    }
+
+    /// Live-query sessions, subscriptions and the bytes of events waiting for clients.
+    #[cfg(feature = "realtime")]
+    pub fn live_stats(&self) -> crate::LiveStats {
+        self.shared.realtime.stats()
+    }
+
     /// This node's id in `forge_nodes`.
     pub fn node_id(&self) -> Uuid {
         self.shared.node_id

@@ -52,6 +52,29 @@ pub struct Config {
     /// `FORGE_LIVE_MAX_SUBSCRIPTIONS_PER_USER`: live subscriptions one user may hold on one
     /// node, and one session of an anonymous caller (default 256).
     pub live_max_subscriptions_per_user: usize,
+    /// `FORGE_LIVE_MAX_SESSIONS_PER_IP`: live-query sessions one client address may hold open
+    /// on one node, signed in or not (default 64).
+    pub live_max_sessions_per_ip: usize,
+    /// `FORGE_LIVE_MAX_SESSIONS`: live-query sessions open on one node in all (default 4096).
+    pub live_max_sessions: usize,
+    /// `FORGE_LIVE_MAX_QUEUED_BYTES`: bytes of events one session may have waiting for its
+    /// client (default 4 MiB); a session that falls further behind is disconnected (its
+    /// client reconnects and subscribes again).
+    pub live_max_queued_bytes: usize,
+    /// `FORGE_HTTP_MAX_CONNECTIONS`: HTTP connections open at once (default 8192; keep it
+    /// below the process's `ulimit -n`). Past it a connection is answered 503 and closed.
+    pub http_max_connections: usize,
+    /// `FORGE_HTTP_HEADER_TIMEOUT`: how long a client may take to send a request's headers,
+    /// and how long a connection may stay open without a request (default 10s).
+    pub http_header_timeout: Duration,
+    /// `FORGE_HTTP_BODY_TIMEOUT`: how long a client may take to send a request's body
+    /// (default 30s); past it the request is answered 408.
+    pub http_body_timeout: Duration,
+    /// `FORGE_READY_INTERVAL`: how often the node re-checks what `/_api/ready` answers
+    /// (default 2s); the endpoint itself answers from memory.
+    pub ready_interval: Duration,
+    /// `FORGE_MCP_MAX_BATCH`: messages in one MCP JSON-RPC batch (default 32).
+    pub mcp_max_batch: usize,
     /// `FORGE_RETENTION`: how long forge keeps webhook idempotency keys and finished cron
     /// runs before the leader trims them (default 7d).
     pub retention: Duration,
@@ -141,6 +164,14 @@ impl Config {
             live_max_sessions_per_user: number("FORGE_LIVE_MAX_SESSIONS_PER_USER", 16)? as usize,
             live_max_subscriptions_per_user: number("FORGE_LIVE_MAX_SUBSCRIPTIONS_PER_USER", 256)?
                 as usize,
+            live_max_sessions_per_ip: number("FORGE_LIVE_MAX_SESSIONS_PER_IP", 64)? as usize,
+            live_max_sessions: number("FORGE_LIVE_MAX_SESSIONS", 4096)? as usize,
+            live_max_queued_bytes: number("FORGE_LIVE_MAX_QUEUED_BYTES", 4 * 1024 * 1024)? as usize,
+            http_max_connections: number("FORGE_HTTP_MAX_CONNECTIONS", 8192)? as usize,
+            http_header_timeout: duration("FORGE_HTTP_HEADER_TIMEOUT", Duration::from_secs(10))?,
+            http_body_timeout: duration("FORGE_HTTP_BODY_TIMEOUT", Duration::from_secs(30))?,
+            ready_interval: duration("FORGE_READY_INTERVAL", Duration::from_secs(2))?,
+            mcp_max_batch: number("FORGE_MCP_MAX_BATCH", 32)? as usize,
             retention: duration("FORGE_RETENTION", Duration::from_secs(7 * 24 * 3600))?,
             #[cfg(feature = "gateway")]
             trusted_proxies: match lookup("FORGE_TRUSTED_PROXIES") {

@@ -32,6 +32,9 @@ pub enum Error {
     /// The handler ran out of time (504).
     #[error("{0}")]
     Timeout(String),
+    /// The client took too long to send its request (408, code `TIMEOUT`).
+    #[error("{0}")]
+    RequestTimeout(String),
     /// Something went wrong that the caller cannot fix (500); the message is logged, not sent.
     #[error("{0}")]
     Internal(String),
@@ -48,11 +51,12 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::Validation(_) | Error::InvalidField { .. } => "VALIDATION_ERROR",
+            _ if self.rejected_data().is_some() => "VALIDATION_ERROR",
             Error::Unauthorized(_) => "UNAUTHORIZED",
             Error::Forbidden(_) => "FORBIDDEN",
             Error::NotFound(_) | Error::Database(sqlx::Error::RowNotFound) => "NOT_FOUND",
             Error::RateLimited(_) => "RATE_LIMITED",
-            Error::Timeout(_) => "TIMEOUT",
+            Error::Timeout(_) | Error::RequestTimeout(_) => "TIMEOUT",
             Error::Internal(_) | Error::Database(_) | Error::Json(_) | Error::Other(_) => {
                 "INTERNAL_ERROR"
             }
@@ -61,6 +65,9 @@ impl Error {
 
     /// The HTTP status that goes with [`Error::code`].
     pub fn status(&self) -> u16 {
+        if let Error::RequestTimeout(_) = self {
+            return 408;
+        }
         match self.code() {
             "VALIDATION_ERROR" => 400,
             "UNAUTHORIZED" => 401,
@@ -69,6 +76,22 @@ impl Error {
             "RATE_LIMITED" => 429,
             "TIMEOUT" => 504,
             _ => 500,
+        }
+    }
+
+    /// The database's refusal of the data a request carried: SQLSTATE class 22 (a data
+    /// exception, such as a NUL byte in text) or 23 (a constraint violation). The client
+    /// can fix these, so they are `VALIDATION_ERROR`, not internal.
+    fn rejected_data(&self) -> Option<&dyn sqlx::error::DatabaseError> {
+        match self {
+            Error::Database(sqlx::Error::Database(error))
+                if error
+                    .code()
+                    .is_some_and(|code| code.starts_with("22") || code.starts_with("23")) =>
+            {
+                Some(&**error)
+            }
+            _ => None,
         }
     }
 
@@ -83,10 +106,17 @@ impl Error {
         let message = match self {
             _ if self.is_internal() => "internal error".to_owned(),
             Error::Database(sqlx::Error::RowNotFound) => "not found".to_owned(),
-            _ => self.to_string(),
+            _ => match self.rejected_data() {
+                Some(error) => error.message().to_owned(),
+                None => self.to_string(),
+            },
         };
-        let details = match self {
-            Error::InvalidField { field, .. } => json!({ "field": field }),
+        let details = match (self, self.rejected_data()) {
+            (Error::InvalidField { field, .. }, _) => json!({ "field": field }),
+            (_, Some(error)) => match error.constraint() {
+                Some(constraint) => json!({ "constraint": constraint }),
+                None => Value::Null,
+            },
             _ => Value::Null,
         };
         json!({ "code": self.code(), "message": message, "details": details })

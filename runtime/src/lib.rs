@@ -110,6 +110,8 @@ pub use context::{
 pub use error::{Error, Result};
 pub use forge_macros::{cron, daemon, job, mcp_tool, model, mutation, query, webhook, workflow};
 pub use http::HeaderMap;
+#[cfg(feature = "realtime")]
+pub use realtime::LiveStats;
 pub use registry::Registry;
 pub use tx::Tx;
 

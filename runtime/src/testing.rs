@@ -39,6 +39,7 @@ pub fn config(database_url: &str) -> Config {
     config.poll_interval = Duration::from_millis(200);
     config.leader_lease = Duration::from_secs(2);
     config.heartbeat = Duration::from_millis(500);
+    config.ready_interval = Duration::from_millis(100);
     config
 }
 

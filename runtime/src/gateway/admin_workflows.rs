@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use serde_json::Value;
@@ -156,15 +156,16 @@ pub(super) async fn abort(
 }
 
 /// Delivers the event `key` to the run; the request body (JSON) is the payload, `null`
-/// when empty.
+/// when empty. The body is read after the caller is known to be an admin.
 pub(super) async fn event(
     State(shared): State<Arc<Shared>>,
     Path((id, key)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let view = async {
         let id = run_id(&id)?;
+        let body = super::server::read_body(body, shared.config.body_limit).await?;
         let payload: Value = if body.iter().all(u8::is_ascii_whitespace) {
             Value::Null
         } else {

@@ -1,5 +1,6 @@
 //! The response envelope: `{"success", "data" | "error", "request_id"}`.
 
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use serde::Serialize;
@@ -73,4 +74,53 @@ impl IntoResponse for Response {
         }
         response
     }
+}
+
+/// Gives the envelope to the error responses forge's handlers did not write: axum's
+/// rejections (a path segment that is not UTF-8, a method the route does not take, …).
+/// Handlers' own answers are JSON already and pass untouched.
+pub(crate) async fn ensure(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let request_id = RequestId::from_headers(request.headers());
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // Rejection texts are short; a longer body is cut, not buffered.
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let message = match text.trim() {
+        "" => status.canonical_reason().unwrap_or("error").to_owned(),
+        text => text.to_owned(),
+    };
+    let code = match status.as_u16() {
+        401 => "UNAUTHORIZED",
+        403 => "FORBIDDEN",
+        404 => "NOT_FOUND",
+        408 => "TIMEOUT",
+        429 => "RATE_LIMITED",
+        500.. => "INTERNAL_ERROR",
+        _ => "VALIDATION_ERROR",
+    };
+    let body = serde_json::json!({
+        "success": false,
+        "error": { "code": code, "message": message, "details": null },
+        "request_id": request_id.0,
+    });
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    parts
+        .headers
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Ok(value) = HeaderValue::from_str(&request_id.0) {
+        parts.headers.insert("x-request-id", value);
+    }
+    axum::response::Response::from_parts(parts, axum::body::Body::from(body.to_string()))
 }

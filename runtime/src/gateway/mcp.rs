@@ -84,8 +84,9 @@ pub(crate) async fn post(
     let body = match body {
         Ok(body) => body,
         Err(rejection) => {
-            let message = format!("cannot read the request body: {rejection}");
-            return http_error(StatusCode::BAD_REQUEST, PARSE_ERROR, &message);
+            let error = super::server::body_error(rejection);
+            let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
+            return http_error(status, PARSE_ERROR, &error.to_string());
         }
     };
     let message: Value = match serde_json::from_slice(&body) {
@@ -102,6 +103,14 @@ pub(crate) async fn post(
             "an empty batch",
             None,
         )),
+        Value::Array(batch) if batch.len() > shared.config.mcp_max_batch => {
+            let message = format!(
+                "a batch of {} messages; at most {} are taken (FORGE_MCP_MAX_BATCH)",
+                batch.len(),
+                shared.config.mcp_max_batch
+            );
+            return http_error(StatusCode::PAYLOAD_TOO_LARGE, INVALID_REQUEST, &message);
+        }
         Value::Array(batch) => {
             let mut answers = Vec::new();
             for message in batch {

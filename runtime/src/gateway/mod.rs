@@ -33,7 +33,22 @@
 //!   `{"result": …}`); a handler error is `isError: true` with `CODE: message`. Batches
 //!   and notifications per JSON-RPC (202 without a body when nothing answers).
 //! - **Readiness** is 503 with the reasons while the database does not answer, a migration (of
-//!   forge or of the project) is pending, or a workflow run is blocked.
+//!   forge or of the project) is pending, or a workflow run is blocked. It is checked in the
+//!   background (`FORGE_READY_INTERVAL`, each check cut off after 1 s) and answered from
+//!   memory: the endpoint is unauthenticated, so per-call database work would be an amplifier.
+//! - **The HTTP server** (`gateway/server.rs`) is hyper's HTTP/1 connection loop, not
+//!   `axum::serve`, because the node needs what that does not offer: a connection limit (past
+//!   it, 429 written on the raw socket), a header timeout that also closes idle keep-alive
+//!   connections (408 when part of a request arrived), a body deadline per request (a body
+//!   wrapper whose error handlers map to 408), a handle a handler can close its own connection
+//!   with (a live session that fell behind), and a shutdown that closes idle and half-sent
+//!   connections at once while requests being handled finish.
+//! - **Every answer has the envelope.** A middleware gives it to error responses forge's
+//!   handlers did not write (axum's rejections: a path that is not UTF-8, a method not
+//!   allowed). Admin endpoints take the body as a stream and read it after the token check.
+//! - **Data the database refuses** (SQLSTATE class 22, data exceptions such as a NUL byte in
+//!   text; class 23, constraint violations) is `VALIDATION_ERROR` 400 with the database's
+//!   message and `details.constraint`, not an internal error: the client can fix it.
 //! - **Replicas.** Queries use a healthy replica round-robin, else the primary; mutations, jobs
 //!   and everything else use the primary. Replica pools are lazy, so a replica that is down at
 //!   start does not stop the node; probes every 2 s flip health both ways.
@@ -44,14 +59,15 @@ mod admin_jobs;
 mod admin_workflows;
 pub(crate) mod auth;
 pub(crate) mod call;
-// Used by the live-session limits and bindings and the rate limits landing alongside.
-#[allow(dead_code)]
+// Live sessions key their limits on the client; a gateway without `realtime` does not yet.
+#[cfg_attr(not(feature = "realtime"), allow(dead_code))]
 pub(crate) mod client;
 mod envelope;
 mod health;
 mod mcp;
 mod replicas;
 mod rpc;
+pub(crate) mod server;
 mod webhook;
 
 use std::net::SocketAddr;
@@ -79,6 +95,10 @@ pub(crate) struct Gateway {
     pub webhooks: Arc<Webhooks>,
     /// `DATABASE_REPLICA_URLS`: where queries go while healthy.
     pub replicas: Replicas,
+    /// The open HTTP connections, bounded by `FORGE_HTTP_MAX_CONNECTIONS`.
+    pub connections: server::Connections,
+    /// What `/_api/ready` answers, kept current in the background.
+    pub readiness: health::Readiness,
 }
 
 impl Gateway {
@@ -98,17 +118,21 @@ impl Gateway {
             verifier,
             webhooks,
             replicas,
+            connections: server::Connections::new(config.http_max_connections),
+            readiness: health::Readiness::default(),
         })
     }
 }
 
-/// Probes the replicas once (so the node starts with their real state), binds
-/// `config.addr` and serves on `tasks` until the node shuts down, probing the replicas
-/// meanwhile; returns the bound address (useful with port 0).
+/// Probes the replicas and checks readiness once (so the node starts with their real
+/// state), binds `config.addr` and serves on `tasks` until the node shuts down, probing
+/// the replicas and re-checking readiness meanwhile; returns the bound address (useful
+/// with port 0).
 pub(crate) async fn serve(shared: &Arc<Shared>, tasks: &mut JoinSet<()>) -> Result<SocketAddr> {
     let config = &shared.config;
     let replicas = shared.gateway.replicas.clone();
     replicas.probe_once().await;
+    health::check(shared).await;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .map_err(|e| Error::Internal(format!("cannot listen on {}: {e}", config.addr)))?;
@@ -117,19 +141,12 @@ pub(crate) async fn serve(shared: &Arc<Shared>, tasks: &mut JoinSet<()>) -> Resu
         .map_err(|e| Error::Internal(format!("cannot read the listening address: {e}")))?;
     let stop = shared.shutdown.clone();
     tasks.spawn(async move { replicas.probe_until(stop).await });
-    let router = router(shared.clone());
-    let stop = shared.shutdown.clone();
-    tasks.spawn(async move {
-        let served = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await;
-        if let Err(error) = served {
-            tracing::error!(%error, "the HTTP server stopped");
-        }
-    });
+    tasks.spawn(health::check_until_shutdown(shared.clone()));
+    tasks.spawn(server::run(
+        listener,
+        router(shared.clone()),
+        shared.clone(),
+    ));
     Ok(addr)
 }
 
@@ -148,5 +165,6 @@ fn router(shared: Arc<Shared>) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(
             shared.config.body_limit,
         ))
+        .layer(axum::middleware::from_fn(envelope::ensure))
         .with_state(shared)
 }

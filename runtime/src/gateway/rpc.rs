@@ -23,9 +23,7 @@ pub(crate) async fn call(
     let request_id = RequestId::from_headers(&headers);
     let result = match body {
         Ok(body) => dispatch(&shared, &name, &headers, &body).await,
-        Err(rejection) => Err(Error::Validation(format!(
-            "cannot read the request body: {rejection}"
-        ))),
+        Err(rejection) => Err(super::server::body_error(rejection)),
     };
     if let Err(error) = &result {
         tracing::debug!(request_id = %request_id.0, function = %name, code = error.code(), "call failed");

@@ -203,12 +203,9 @@ pub(crate) async fn serve(
         return (StatusCode::METHOD_NOT_ALLOWED, [(ALLOW, "POST")]).into_response();
     }
     let replayed = Arc::new(AtomicBool::new(false));
-    let result = match axum::body::to_bytes(body, shared.config.body_limit).await {
+    let result = match super::server::read_body(body, shared.config.body_limit).await {
         Ok(body) => deliver(&shared, endpoint, parts.headers, &body, replayed.clone()).await,
-        Err(error) => Err(Error::Validation(format!(
-            "cannot read the request body (at most {} bytes): {error}",
-            shared.config.body_limit
-        ))),
+        Err(error) => Err(error),
     };
     if let Err(error) = &result {
         tracing::debug!(request_id = %request_id.0, webhook = endpoint.name, code = error.code(), "delivery failed");

@@ -8,7 +8,8 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
+use axum::http::{Extensions, HeaderMap};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -17,8 +18,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::{Push, Subscribe};
+use super::{Push, SessionLimits, Subscribe};
 use crate::gateway::auth::authenticate;
+use crate::gateway::client::Client;
+use crate::gateway::server::{body_error, Connection};
 use crate::gateway::{RequestId, Response};
 use crate::shared::Shared;
 use crate::{Error, Result};
@@ -45,17 +48,28 @@ impl Drop for Open {
     }
 }
 
-/// Opens a session. A bearer token is optional; with a valid one the session counts
-/// against that user's limit.
-async fn events(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> axum::response::Response {
-    let user = match authenticate(&shared, &headers, true) {
+/// Opens a session. A bearer token is optional; with one, it must be valid (an invalid
+/// token is 401, not an anonymous session) and the session counts against its user's
+/// limit. Every session counts against its client address's and the node's.
+async fn events(
+    State(shared): State<Arc<Shared>>,
+    client: Client,
+    extensions: Extensions,
+    headers: HeaderMap,
+) -> axum::response::Response {
+    let anonymous = !headers.contains_key(AUTHORIZATION);
+    let user = match authenticate(&shared, &headers, anonymous) {
         Ok(auth) => auth.map(|auth| auth.user_id),
         Err(error) => return error_response(&headers, error),
     };
-    let (session_id, secret, mut receiver) = match shared
-        .realtime
-        .open(user, shared.config.live_max_sessions_per_user)
-    {
+    let config = &shared.config;
+    let limits = SessionLimits {
+        per_user: config.live_max_sessions_per_user,
+        per_ip: config.live_max_sessions_per_ip,
+        total: config.live_max_sessions,
+        queued_bytes: config.live_max_queued_bytes,
+    };
+    let (session_id, secret, outbox) = match shared.realtime.open(user, client.ip, &limits) {
         Ok(opened) => opened,
         Err(error) => return error_response(&headers, error),
     };
@@ -63,24 +77,38 @@ async fn events(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> axum::
         shared: shared.clone(),
         session_id,
     };
+    let connection = extensions.get::<Connection>().cloned();
+    let max_bytes = limits.queued_bytes;
     let stop = shared.shutdown.clone();
     let stream = async_stream::stream! {
         let _open = open;
         let connected = json!({ "session_id": session_id, "session_secret": secret });
         yield Ok::<Event, Infallible>(Event::default().event("connected").data(connected.to_string()));
         loop {
-            let push = tokio::select! {
+            let next = tokio::select! {
                 () = stop.cancelled() => break,
-                push = receiver.recv() => push,
+                next = outbox.next() => next,
             };
-            let Some(push) = push else { break };
+            let Some((subscription_id, push)) = next else {
+                tracing::info!(
+                    %session_id,
+                    max_bytes,
+                    "a live session fell too far behind (FORGE_LIVE_MAX_QUEUED_BYTES); disconnecting it"
+                );
+                // Whatever is still buffered for a client that does not read goes too.
+                if let Some(connection) = &connection {
+                    connection.close();
+                }
+                break;
+            };
+            let subscription_id = serde_json::to_string(&*subscription_id).unwrap_or_default();
             let event = match push {
-                Push::Update { subscription_id, data } => Event::default()
-                    .event("update")
-                    .data(json!({ "subscription_id": &*subscription_id, "data": &*data }).to_string()),
-                Push::Error { subscription_id, error } => Event::default()
-                    .event("error")
-                    .data(json!({ "subscription_id": &*subscription_id, "error": error }).to_string()),
+                Push::Update(data) => Event::default().event("update").data(format!(
+                    "{{\"subscription_id\":{subscription_id},\"data\":{data}}}"
+                )),
+                Push::Error(error) => Event::default().event("error").data(format!(
+                    "{{\"subscription_id\":{subscription_id},\"error\":{error}}}"
+                )),
             };
             yield Ok(event);
         }
@@ -118,9 +146,7 @@ struct UnsubscribeBody {
 fn body<T: serde::de::DeserializeOwned>(
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> Result<T> {
-    let body = body.map_err(|rejection| {
-        Error::Validation(format!("cannot read the request body: {rejection}"))
-    })?;
+    let body = body.map_err(body_error)?;
     serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&body)).map_err(
         |error| {
             let path = error.path().to_string();

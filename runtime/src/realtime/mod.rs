@@ -13,6 +13,15 @@
 //!   quiet for [`QUIET`] (at most [`MAX_DELAY`] after the first), then every group reading
 //!   one of them runs once, at most [`CONCURRENCY`] at a time, on the primary (a replica
 //!   could still show the state before the write).
+//! - **Outboxes.** A session's events wait in its [`Outbox`] until its client reads them:
+//!   at most one per subscription (a newer result replaces one not yet sent, since only the
+//!   newest matters) and at most `FORGE_LIVE_MAX_QUEUED_BYTES` in all. A session that falls
+//!   further behind is disconnected; its client reconnects and subscribes again.
+//! - **Limits.** Sessions per user, per client IP and per node, subscriptions per user and
+//!   per session; past each, 429 naming the variable that sets it.
+//! - **Expiry.** A subscription lives as long as the token it was made with: at its `exp`
+//!   it is removed and its client gets an `error` event (`UNAUTHORIZED`); subscribing again
+//!   under the same id with a fresh token renews it.
 //! - **Missed changes.** After the listener reconnects (or falls behind), the tables changed
 //!   meanwhile are read from `forge_change_log`; when the log no longer covers the gap,
 //!   every group runs.
@@ -32,10 +41,17 @@
 //!   broadcast buffer (8,192) treats it the same way.
 //! - **Sessions** are node-local: one SSE stream each, ended when the stream drops. The session
 //!   secret is checked in constant time. `/_api/events` takes an optional bearer token (a
-//!   valid one counts the session against its user); `/_api/subscribe` authenticates like RPC
-//!   for that query, and the subscription runs with *that* token's identity.
-//! - **Groups** are keyed by (function, arguments as JSON text, identity: user, tenant and
-//!   roles, or anonymous). Public queries are keyed by identity too, because a public query
+//!   valid one counts the session against its user; one that does not verify is 401, never an
+//!   anonymous session); `/_api/subscribe` authenticates like RPC for that query, and the
+//!   subscription runs with *that* token's identity.
+//! - **Expiry.** A subscription lasts until its token's `exp` (no leeway: an expired token
+//!   cannot subscribe). A sweep every second removes expired subscriptions (kept in a set
+//!   ordered by expiry) and sends each an `error` event (`UNAUTHORIZED`); subscribing again
+//!   under the same id with a fresh token renews it.
+//! - **Groups** are keyed by (function, arguments as JSON text, identity: the user and every
+//!   claim but `exp`, `iat`, `nbf` and `jti`, or anonymous): a query may read any claim, so
+//!   callers whose claims differ never share a result; the per-token claims would otherwise
+//!   split every refresh into a group of its own. Public queries are keyed by identity too, because a public query
 //!   may read `ctx.user_id().ok()`; anonymous subscribers of a public query share one group.
 //!   A group's runs are serialised by an async mutex around its last result, so a run that
 //!   started after a write finishes after one that started before it. A new member of a live
@@ -57,10 +73,19 @@
 //!   clients).
 //! - **Trimming**: every node deletes change-log rows older than an hour once a minute (cheap
 //!   and idempotent; one node would do, but the leader exists only with `cron`/`daemons`).
-//! - **Limits** (per node, since sessions are node-local): `FORGE_LIVE_MAX_SESSIONS_PER_USER`
-//!   (16) and `FORGE_LIVE_MAX_SUBSCRIPTIONS_PER_USER` (256, also the cap per session, which is
-//!   what bounds anonymous callers); past them `RATE_LIMITED` (429) with a message naming the
-//!   variable. Subscribing again under an existing subscription id replaces it.
+//! - **Limits** (per node, since sessions are node-local): sessions per node
+//!   (`FORGE_LIVE_MAX_SESSIONS`, 4096), per client address (`FORGE_LIVE_MAX_SESSIONS_PER_IP`,
+//!   64, from `gateway::client`), per user (`FORGE_LIVE_MAX_SESSIONS_PER_USER`, 16), and
+//!   `FORGE_LIVE_MAX_SUBSCRIPTIONS_PER_USER` (256, also the cap per session); past them
+//!   `RATE_LIMITED` (429) with a message naming the variable. Subscribing again under an
+//!   existing subscription id replaces it.
+//! - **Outboxes.** A session's events wait in an outbox, not a channel: at most one event per
+//!   subscription (a newer result replaces the unsent one; only the newest matters) and at
+//!   most `FORGE_LIVE_MAX_QUEUED_BYTES` (4 MiB) in all, counted as the JSON text's length
+//!   (results are serialised once per group run and shared). A push that takes a session past
+//!   the bound (with more than one event waiting, so one large result always fits) ends it:
+//!   the queue is freed, the stream ends and its connection is closed; clients reconnect and
+//!   re-subscribe. `Running::live_stats` reports sessions, subscriptions and queued bytes.
 //! - **TypeScript client**: one SSE stream per `createClient`, read with `fetch` (not
 //!   `EventSource`) so it can send the bearer token; opened with the first subscription and
 //!   closed after the last. It reconnects with the same backoff and re-subscribes everything on
@@ -72,14 +97,16 @@
 
 mod http;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -111,29 +138,130 @@ const TRIM_EVERY: Duration = Duration::from_secs(60);
 /// lower id late.
 const REPLAY_MARGIN_SECS: i64 = 60;
 
+/// How often expired subscriptions are looked for.
+const EXPIRY_SWEEP: Duration = Duration::from_secs(1);
+/// What an event costs in an outbox besides its subscription id and data: the event's
+/// framing, so a flood of tiny events is bounded too.
+const EVENT_OVERHEAD: usize = 64;
+
 type Hash = [u8; 32];
 
-/// What a session's stream sends.
+/// An event waiting in an [`Outbox`]: the JSON text of an update's data or of an error.
+#[derive(Clone)]
 pub(crate) enum Push {
-    Update {
-        subscription_id: Arc<str>,
-        data: Arc<Value>,
-    },
-    Error {
-        subscription_id: Arc<str>,
-        error: Value,
-    },
+    Update(Arc<str>),
+    Error(Arc<str>),
 }
 
+impl Push {
+    fn error(error: &Error) -> Push {
+        Push::Error(error.to_wire().to_string().into())
+    }
+
+    fn text(&self) -> &str {
+        match self {
+            Push::Update(text) | Push::Error(text) => text,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Queue {
+    /// Subscription ids in the order their events became pending.
+    order: VecDeque<Arc<str>>,
+    /// Each subscription's newest unsent event and its cost in bytes.
+    pending: HashMap<Arc<str>, (Push, usize)>,
+    bytes: usize,
+    /// The client fell too far behind: the session is over.
+    overflowed: bool,
+}
+
+/// One session's events on their way to its client.
+pub(crate) struct Outbox {
+    queue: Mutex<Queue>,
+    ready: Notify,
+    max_bytes: usize,
+    /// Bytes queued in every outbox of the node.
+    node_bytes: Arc<AtomicUsize>,
+}
+
+impl Outbox {
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `push` for `subscription_id`, replacing its event not sent yet. When the
+    /// queue goes over its bound with more than one event in it, the session is over.
+    fn push(&self, subscription_id: &Arc<str>, push: Push) {
+        let mut queue = self.queue();
+        if queue.overflowed {
+            return;
+        }
+        let cost = push.text().len() + subscription_id.len() + EVENT_OVERHEAD;
+        match queue.pending.insert(subscription_id.clone(), (push, cost)) {
+            Some((_, replaced)) => {
+                queue.bytes -= replaced;
+                self.node_bytes.fetch_sub(replaced, Ordering::Relaxed);
+            }
+            None => queue.order.push_back(subscription_id.clone()),
+        }
+        queue.bytes += cost;
+        self.node_bytes.fetch_add(cost, Ordering::Relaxed);
+        if queue.bytes > self.max_bytes && queue.order.len() > 1 {
+            queue.overflowed = true;
+            self.node_bytes.fetch_sub(queue.bytes, Ordering::Relaxed);
+            queue.bytes = 0;
+            queue.pending = HashMap::new();
+            queue.order = VecDeque::new();
+        }
+        drop(queue);
+        self.ready.notify_one();
+    }
+
+    /// The next event to send; `None` once the session fell too far behind.
+    pub(crate) async fn next(&self) -> Option<(Arc<str>, Push)> {
+        loop {
+            {
+                let mut queue = self.queue();
+                if queue.overflowed {
+                    return None;
+                }
+                while let Some(id) = queue.order.pop_front() {
+                    if let Some((push, cost)) = queue.pending.remove(&id) {
+                        queue.bytes -= cost;
+                        self.node_bytes.fetch_sub(cost, Ordering::Relaxed);
+                        return Some((id, push));
+                    }
+                }
+            }
+            // `notify_one` keeps a permit when nobody waits, so a push between the check
+            // above and this wait is not missed.
+            self.ready.notified().await;
+        }
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        let bytes = self.queue().bytes;
+        self.node_bytes.fetch_sub(bytes, Ordering::Relaxed);
+    }
+}
+
+/// Claims that differ between two tokens of the same grant; a live query's result must not
+/// depend on them, so they do not split groups.
+const PER_TOKEN_CLAIMS: [&str; 4] = ["exp", "iat", "nbf", "jti"];
+
 /// Who a group runs as. Private results depend on the caller; public ones may too
-/// (`ctx.user_id().ok()`), so every query is keyed by the identity it runs with.
+/// (`ctx.user_id().ok()`), and a query may read any claim, so every query is keyed by the
+/// identity it runs with: every claim but [`PER_TOKEN_CLAIMS`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Scope {
     Anonymous,
     User {
         user: Uuid,
-        tenant: Option<Uuid>,
-        roles: BTreeSet<String>,
+        /// The claims as JSON text, without [`PER_TOKEN_CLAIMS`].
+        claims: String,
     },
 }
 
@@ -141,13 +269,41 @@ impl Scope {
     fn of(auth: Option<&Auth>) -> Scope {
         match auth {
             None => Scope::Anonymous,
-            Some(auth) => Scope::User {
-                user: auth.user_id,
-                tenant: auth.tenant_id,
-                roles: auth.roles.iter().cloned().collect(),
-            },
+            Some(auth) => {
+                let mut claims = auth.claims.clone();
+                if let Value::Object(map) = &mut claims {
+                    for claim in PER_TOKEN_CLAIMS {
+                        map.remove(claim);
+                    }
+                }
+                Scope::User {
+                    user: auth.user_id,
+                    claims: claims.to_string(),
+                }
+            }
         }
     }
+}
+
+/// When a token expires (its `exp`, in Unix seconds).
+fn expiry(auth: &Auth) -> Option<i64> {
+    let exp = auth.claims.get("exp")?;
+    exp.as_i64().or_else(|| exp.as_f64().map(|e| e as i64))
+}
+
+fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Live-query figures of a node, for operators and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveStats {
+    /// Sessions (`/_api/events` streams) open.
+    pub sessions: usize,
+    /// Subscriptions held by those sessions.
+    pub subscriptions: usize,
+    /// Bytes of events waiting for their clients, in every session's outbox.
+    pub queued_bytes: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -160,7 +316,7 @@ struct GroupKey {
 
 /// One member: a subscription of a session.
 struct Member {
-    events: mpsc::UnboundedSender<Push>,
+    outbox: Arc<Outbox>,
     /// The hash of the last result this member was sent.
     sent: Option<Hash>,
 }
@@ -173,9 +329,9 @@ pub(crate) struct Group {
     tables: &'static [&'static str],
     timeout_ms: Option<u64>,
     members: Mutex<HashMap<(Uuid, Arc<str>), Member>>,
-    /// The last result; its lock serialises the group's runs, so a run that started after
-    /// a write always finishes after one that started before it.
-    last: tokio::sync::Mutex<Option<(Hash, Arc<Value>)>>,
+    /// The last result (as JSON text); its lock serialises the group's runs, so a run that
+    /// started after a write always finishes after one that started before it.
+    last: tokio::sync::Mutex<Option<(Hash, Arc<str>)>>,
 }
 
 impl Group {
@@ -195,12 +351,21 @@ impl Group {
     }
 }
 
+/// A subscription of a session.
+struct Subscription {
+    group: Arc<Group>,
+    /// The user it counts against.
+    user: Option<Uuid>,
+    /// When the token it was made with expires.
+    expires: Option<i64>,
+}
+
 struct Session {
     secret: String,
     user: Option<Uuid>,
-    events: mpsc::UnboundedSender<Push>,
-    /// Subscription id → its group and the user it counts against.
-    subscriptions: HashMap<Arc<str>, (Arc<Group>, Option<Uuid>)>,
+    ip: IpAddr,
+    outbox: Arc<Outbox>,
+    subscriptions: HashMap<Arc<str>, Subscription>,
 }
 
 #[derive(Default)]
@@ -208,21 +373,48 @@ struct State {
     sessions: HashMap<Uuid, Session>,
     groups: HashMap<GroupKey, Arc<Group>>,
     sessions_per_user: HashMap<Uuid, usize>,
+    sessions_per_ip: HashMap<IpAddr, usize>,
     subscriptions_per_user: HashMap<Uuid, usize>,
+    subscriptions: usize,
+    /// (expiry, session, subscription) of every subscription made with an expiring token.
+    expiries: BTreeSet<(i64, Uuid, Arc<str>)>,
+}
+
+impl State {
+    /// Takes a subscription out of its session's books (the caller removed it from the
+    /// session) and its member out of its group.
+    fn forget(&mut self, session_id: Uuid, subscription_id: &Arc<str>, subscription: Subscription) {
+        count_down(&mut self.subscriptions_per_user, subscription.user);
+        self.subscriptions -= 1;
+        if let Some(expires) = subscription.expires {
+            self.expiries
+                .remove(&(expires, session_id, subscription_id.clone()));
+        }
+        leave(self, &subscription.group, session_id, subscription_id);
+    }
 }
 
 /// The node's live-query state, in [`Shared`].
 #[derive(Default)]
 pub(crate) struct Hub {
     state: Mutex<State>,
+    queued_bytes: Arc<AtomicUsize>,
 }
 
-fn count_down(counts: &mut HashMap<Uuid, usize>, user: Option<Uuid>) {
-    if let Some(user) = user {
-        if let Some(count) = counts.get_mut(&user) {
+/// What one session may hold open, from [`crate::Config`].
+pub(crate) struct SessionLimits {
+    pub per_user: usize,
+    pub per_ip: usize,
+    pub total: usize,
+    pub queued_bytes: usize,
+}
+
+fn count_down<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: Option<K>) {
+    if let Some(key) = key {
+        if let Some(count) = counts.get_mut(&key) {
             *count -= 1;
             if *count == 0 {
-                counts.remove(&user);
+                counts.remove(&key);
             }
         }
     }
@@ -233,36 +425,58 @@ impl Hub {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Opens a session for `user`; refused past `max_sessions` sessions of that user.
+    /// Opens a session for `user` at `ip`; refused past any of `limits`.
     fn open(
         &self,
         user: Option<Uuid>,
-        max_sessions: usize,
-    ) -> Result<(Uuid, String, mpsc::UnboundedReceiver<Push>)> {
+        ip: IpAddr,
+        limits: &SessionLimits,
+    ) -> Result<(Uuid, String, Arc<Outbox>)> {
         let mut state = self.state();
+        if state.sessions.len() >= limits.total {
+            return Err(Error::RateLimited(format!(
+                "this node has {} live sessions open, the most it allows \
+                 (FORGE_LIVE_MAX_SESSIONS); try again later",
+                state.sessions.len()
+            )));
+        }
+        let from_ip = state.sessions_per_ip.get(&ip).copied().unwrap_or(0);
+        if from_ip >= limits.per_ip {
+            return Err(Error::RateLimited(format!(
+                "this address has {from_ip} live sessions open on this node, the most allowed \
+                 (FORGE_LIVE_MAX_SESSIONS_PER_IP); close one first"
+            )));
+        }
         if let Some(user) = user {
-            let open = state.sessions_per_user.entry(user).or_default();
-            if *open >= max_sessions {
+            let open = state.sessions_per_user.get(&user).copied().unwrap_or(0);
+            if open >= limits.per_user {
                 return Err(Error::RateLimited(format!(
                     "this user has {open} live sessions open on this node, the most allowed \
                      (FORGE_LIVE_MAX_SESSIONS_PER_USER); close one first"
                 )));
             }
-            *open += 1;
+            *state.sessions_per_user.entry(user).or_default() += 1;
         }
+        *state.sessions_per_ip.entry(ip).or_default() += 1;
         let id = Uuid::new_v4();
         let secret = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
-        let (events, receiver) = mpsc::unbounded_channel();
+        let outbox = Arc::new(Outbox {
+            queue: Mutex::new(Queue::default()),
+            ready: Notify::new(),
+            max_bytes: limits.queued_bytes,
+            node_bytes: self.queued_bytes.clone(),
+        });
         state.sessions.insert(
             id,
             Session {
                 secret: secret.clone(),
                 user,
-                events,
+                ip,
+                outbox: outbox.clone(),
                 subscriptions: HashMap::new(),
             },
         );
-        Ok((id, secret, receiver))
+        Ok((id, secret, outbox))
     }
 
     /// Ends a session and every subscription in it.
@@ -272,18 +486,18 @@ impl Hub {
             return;
         };
         count_down(&mut state.sessions_per_user, session.user);
-        for (subscription_id, (group, user)) in session.subscriptions {
-            count_down(&mut state.subscriptions_per_user, user);
-            leave(&mut state, &group, session_id, &subscription_id);
+        count_down(&mut state.sessions_per_ip, Some(session.ip));
+        for (subscription_id, subscription) in session.subscriptions {
+            state.forget(session_id, &subscription_id, subscription);
         }
     }
 
-    /// Checks the session pair; the events sender of the session.
-    fn session(&self, id: Uuid, secret: &str) -> Result<mpsc::UnboundedSender<Push>> {
+    /// Checks the session pair; the session's outbox.
+    fn session(&self, id: Uuid, secret: &str) -> Result<Arc<Outbox>> {
         let state = self.state();
         match state.sessions.get(&id) {
             Some(session) if constant_time_eq(session.secret.as_bytes(), secret.as_bytes()) => {
-                Ok(session.events.clone())
+                Ok(session.outbox.clone())
             }
             _ => Err(Error::NotFound(
                 "no such live session on this node: open /_api/events again".into(),
@@ -297,12 +511,52 @@ impl Hub {
         let Some(session) = state.sessions.get_mut(&session_id) else {
             return false;
         };
-        let Some((group, user)) = session.subscriptions.remove(subscription_id) else {
+        let Some((subscription_id, subscription)) =
+            session.subscriptions.remove_entry(subscription_id)
+        else {
             return false;
         };
-        count_down(&mut state.subscriptions_per_user, user);
-        leave(&mut state, &group, session_id, subscription_id);
+        state.forget(session_id, &subscription_id, subscription);
         true
+    }
+
+    /// Removes the subscriptions whose token expired by `now` and tells their clients.
+    fn expire(&self, now: i64) {
+        let mut state = self.state();
+        while let Some(first) = state.expiries.first() {
+            if first.0 > now {
+                break;
+            }
+            let Some((_, session_id, subscription_id)) = state.expiries.pop_first() else {
+                break;
+            };
+            let Some(session) = state.sessions.get_mut(&session_id) else {
+                continue;
+            };
+            let Some(subscription) = session.subscriptions.remove(&subscription_id) else {
+                continue;
+            };
+            let outbox = session.outbox.clone();
+            state.forget(session_id, &subscription_id, subscription);
+            outbox.push(
+                &subscription_id,
+                Push::error(&Error::Unauthorized(
+                    "the token this subscription was made with has expired: subscribe again \
+                     with a fresh token"
+                        .into(),
+                )),
+            );
+        }
+    }
+
+    /// The node's live-query figures.
+    pub(crate) fn stats(&self) -> LiveStats {
+        let state = self.state();
+        LiveStats {
+            sessions: state.sessions.len(),
+            subscriptions: state.subscriptions,
+            queued_bytes: self.queued_bytes.load(Ordering::Relaxed),
+        }
     }
 
     fn groups(&self) -> Vec<Arc<Group>> {
@@ -341,7 +595,7 @@ pub(crate) struct Subscribe {
 /// not kept: the error is the answer.
 pub(crate) async fn subscribe(shared: &Arc<Shared>, request: Subscribe) -> Result<()> {
     let hub = &shared.realtime;
-    let events = hub.session(request.session_id, &request.session_secret)?;
+    let outbox = hub.session(request.session_id, &request.session_secret)?;
     let Some((&function, query)) = shared
         .registry
         .queries
@@ -352,6 +606,14 @@ pub(crate) async fn subscribe(shared: &Arc<Shared>, request: Subscribe) -> Resul
             request.function
         )));
     };
+    let expires = request.auth.as_ref().and_then(expiry);
+    // Live subscriptions get no leeway on `exp`: one made with an expired token would be
+    // closed at once.
+    if expires.is_some_and(|expires| expires <= unix_now()) {
+        return Err(Error::Unauthorized(
+            "the token has expired: subscribe with a fresh token".into(),
+        ));
+    }
     let subscription_id: Arc<str> = request.subscription_id.into();
     let key = GroupKey {
         function,
@@ -364,9 +626,8 @@ pub(crate) async fn subscribe(shared: &Arc<Shared>, request: Subscribe) -> Resul
         let mut state = hub.state();
         // Subscribing again under the same id replaces the subscription.
         if let Some(session) = state.sessions.get_mut(&request.session_id) {
-            if let Some((old, old_user)) = session.subscriptions.remove(&subscription_id) {
-                count_down(&mut state.subscriptions_per_user, old_user);
-                leave(&mut state, &old, request.session_id, &subscription_id);
+            if let Some((id, old)) = session.subscriptions.remove_entry(&subscription_id) {
+                state.forget(request.session_id, &id, old);
             }
         }
         let session_count = state
@@ -400,17 +661,28 @@ pub(crate) async fn subscribe(shared: &Arc<Shared>, request: Subscribe) -> Resul
             .clone();
         group.members().insert(
             (request.session_id, subscription_id.clone()),
-            Member { events, sent: None },
+            Member { outbox, sent: None },
         );
         let Some(session) = state.sessions.get_mut(&request.session_id) else {
             leave(&mut state, &group, request.session_id, &subscription_id);
             return Err(Error::NotFound("the live session ended".into()));
         };
-        session
-            .subscriptions
-            .insert(subscription_id.clone(), (group.clone(), user));
+        session.subscriptions.insert(
+            subscription_id.clone(),
+            Subscription {
+                group: group.clone(),
+                user,
+                expires,
+            },
+        );
         if let Some(user) = user {
             *state.subscriptions_per_user.entry(user).or_default() += 1;
+        }
+        state.subscriptions += 1;
+        if let Some(expires) = expires {
+            state
+                .expiries
+                .insert((expires, request.session_id, subscription_id.clone()));
         }
         group
     };
@@ -447,25 +719,25 @@ pub(crate) fn unsubscribe(
     Ok(shared.realtime.unsubscribe(session_id, subscription_id))
 }
 
-fn send_update(subscription_id: &Arc<str>, member: &mut Member, hash: Hash, data: &Arc<Value>) {
+fn send_update(subscription_id: &Arc<str>, member: &mut Member, hash: Hash, data: &Arc<str>) {
     if member.sent == Some(hash) {
         return;
     }
     member.sent = Some(hash);
-    let _ = member.events.send(Push::Update {
-        subscription_id: subscription_id.clone(),
-        data: data.clone(),
-    });
+    member
+        .outbox
+        .push(subscription_id, Push::Update(data.clone()));
 }
 
-fn fan_out(group: &Group, hash: Hash, data: &Arc<Value>) {
+fn fan_out(group: &Group, hash: Hash, data: &Arc<str>) {
     for ((_, subscription_id), member) in group.members().iter_mut() {
         send_update(subscription_id, member, hash, data);
     }
 }
 
-/// Runs the group's query as its subscribers' identity; the result and its hash.
-async fn run(shared: &Arc<Shared>, group: &Group) -> Result<(Hash, Arc<Value>)> {
+/// Runs the group's query as its subscribers' identity; the result as JSON text and its
+/// hash.
+async fn run(shared: &Arc<Shared>, group: &Group) -> Result<(Hash, Arc<str>)> {
     let query = shared
         .registry
         .queries
@@ -476,8 +748,9 @@ async fn run(shared: &Arc<Shared>, group: &Group) -> Result<(Hash, Arc<Value>)> 
     };
     let future = (query.call)(context, group.args.clone());
     let data = call::run_inline(shared, group.key.function, group.timeout_ms, future).await?;
-    let hash: Hash = Sha256::digest(serde_json::to_vec(&data)?).into();
-    Ok((hash, Arc::new(data)))
+    let text = serde_json::to_string(&data)?;
+    let hash: Hash = Sha256::digest(text.as_bytes()).into();
+    Ok((hash, text.into()))
 }
 
 /// Runs an invalidated group and pushes what changed; a failure goes to every member as an
@@ -491,13 +764,10 @@ async fn refresh(shared: Arc<Shared>, group: Arc<Group>) {
         }
         Err(error) => {
             tracing::warn!(function = group.key.function, %error, "a live query failed to re-run");
-            let wire = error.to_wire();
+            let push = Push::error(&error);
             for ((_, subscription_id), member) in group.members().iter_mut() {
                 member.sent = None;
-                let _ = member.events.send(Push::Error {
-                    subscription_id: subscription_id.clone(),
-                    error: wire.clone(),
-                });
+                member.outbox.push(subscription_id, push.clone());
             }
             *last = None;
         }
@@ -510,6 +780,20 @@ pub(crate) fn spawn(shared: &Arc<Shared>, tasks: &mut JoinSet<()>) {
     let heard = shared.listener.subscribe();
     tasks.spawn(invalidate(shared.clone(), heard));
     tasks.spawn(trim(shared.clone()));
+    tasks.spawn(expire(shared.clone()));
+}
+
+/// Closes subscriptions whose token expired, every [`EXPIRY_SWEEP`].
+async fn expire(shared: Arc<Shared>) {
+    let mut every = tokio::time::interval(EXPIRY_SWEEP);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shared.shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        shared.realtime.expire(unix_now());
+    }
 }
 
 /// What must re-run after a batch of notifications.
@@ -692,5 +976,76 @@ async fn trim(shared: Arc<Shared>) {
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "trimming forge_change_log failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outbox(max_bytes: usize) -> (Outbox, Arc<AtomicUsize>) {
+        let node_bytes = Arc::new(AtomicUsize::new(0));
+        let outbox = Outbox {
+            queue: Mutex::new(Queue::default()),
+            ready: Notify::new(),
+            max_bytes,
+            node_bytes: node_bytes.clone(),
+        };
+        (outbox, node_bytes)
+    }
+
+    fn update(text: &str) -> Push {
+        Push::Update(text.into())
+    }
+
+    async fn next_text(outbox: &Outbox) -> Option<(String, String)> {
+        let (id, push) = outbox.next().await?;
+        Some((id.to_string(), push.text().to_owned()))
+    }
+
+    #[tokio::test]
+    async fn a_newer_event_replaces_the_unsent_one_of_its_subscription_in_place() {
+        let (outbox, node_bytes) = outbox(1 << 20);
+        let (a, b): (Arc<str>, Arc<str>) = ("a".into(), "b".into());
+        outbox.push(&a, update("1"));
+        outbox.push(&b, update("2"));
+        outbox.push(&a, update("3"));
+        assert_eq!(outbox.queue().order.len(), 2);
+        let queued = node_bytes.load(Ordering::Relaxed);
+        assert_eq!(queued, 2 * (1 + 1 + EVENT_OVERHEAD));
+        assert_eq!(next_text(&outbox).await, Some(("a".into(), "3".into())));
+        assert_eq!(next_text(&outbox).await, Some(("b".into(), "2".into())));
+        assert_eq!(node_bytes.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn past_its_bound_an_outbox_ends_and_gives_its_bytes_back() {
+        let (outbox, node_bytes) = outbox(1000);
+        let big = "x".repeat(900);
+        // One event larger than the bound still fits: a session can always get a result.
+        outbox.push(&"a".into(), update(&format!("{big}{big}")));
+        assert!(node_bytes.load(Ordering::Relaxed) > 1000);
+        outbox.push(&"b".into(), update("1"));
+        assert_eq!(node_bytes.load(Ordering::Relaxed), 0);
+        assert_eq!(next_text(&outbox).await, None);
+        outbox.push(&"c".into(), update("2"));
+        assert_eq!(next_text(&outbox).await, None);
+        assert_eq!(node_bytes.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn groups_split_on_claims_but_not_on_per_token_ones() {
+        let user = Uuid::new_v4();
+        let auth = |claims: Value| Auth {
+            user_id: user,
+            tenant_id: None,
+            roles: Vec::new(),
+            claims,
+        };
+        let free = auth(serde_json::json!({"sub": user, "exp": 1, "iat": 0, "plan": "free"}));
+        let free_later = auth(serde_json::json!({"sub": user, "exp": 9, "iat": 5, "plan": "free"}));
+        let pro = auth(serde_json::json!({"sub": user, "exp": 1, "plan": "pro"}));
+        assert_eq!(Scope::of(Some(&free)), Scope::of(Some(&free_later)));
+        assert_ne!(Scope::of(Some(&free)), Scope::of(Some(&pro)));
     }
 }

@@ -215,11 +215,19 @@ async fn applies_migrations_at_start_unless_told_not_to() {
         .unwrap();
     assert_eq!(ready.status(), 200);
 
-    // A new file while the node runs: not ready until it is applied.
+    // A new file while the node runs: not ready (from the next background check) until it
+    // is applied.
     std::fs::write(dir.join("0002_more.sql"), "SELECT 1;\n").unwrap();
-    let ready = reqwest::get(format!("http://{}/_api/ready", node.addr()))
-        .await
-        .unwrap();
+    let started = Instant::now();
+    let ready = loop {
+        let ready = reqwest::get(format!("http://{}/_api/ready", node.addr()))
+            .await
+            .unwrap();
+        if ready.status() == 503 || started.elapsed() > Duration::from_secs(5) {
+            break ready;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(ready.status(), 503);
     let body: Value = ready.json().await.unwrap();
     assert_eq!(body["problems"], json!(["1 migration(s) not applied"]));

@@ -7,6 +7,7 @@ mod common;
 
 mod cron;
 mod daemons;
+mod hardening;
 mod jobs;
 mod leader;
 mod lifecycle;

@@ -213,11 +213,20 @@ async fn admin(node: &Running, method: &str, path: &str, body: Option<Value>) ->
         .unwrap()
 }
 
-async fn ready(node: &Running) -> (u16, String) {
-    let response = reqwest::get(format!("http://{}/_api/ready", node.addr()))
-        .await
-        .unwrap();
-    (response.status().as_u16(), response.text().await.unwrap())
+/// What `/_api/ready` answers once it answers `want` (readiness is re-checked in the
+/// background), or after 5 s.
+async fn ready(node: &Running, want: u16) -> (u16, String) {
+    let started = std::time::Instant::now();
+    loop {
+        let response = reqwest::get(format!("http://{}/_api/ready", node.addr()))
+            .await
+            .unwrap();
+        let answer = (response.status().as_u16(), response.text().await.unwrap());
+        if answer.0 == want || started.elapsed() > Duration::from_secs(5) {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -472,7 +481,7 @@ async fn versions_pin_block_and_resume_after_a_retry() {
             .await
             .unwrap();
     assert_eq!(version, "2");
-    let (code, body) = ready(&node).await;
+    let (code, body) = ready(&node, 503).await;
     assert_eq!(code, 503, "{body}");
     assert!(body.contains("blocked"), "{body}");
     let view = admin(&node, "GET", &old.to_string(), None).await;
@@ -506,7 +515,7 @@ async fn versions_pin_block_and_resume_after_a_retry() {
     .await
     .unwrap();
     assert_eq!(active, [("1".into(), false), ("2".into(), true)]);
-    let (code, body) = ready(&node).await;
+    let (code, body) = ready(&node, 200).await;
     assert_eq!(code, 200, "{body}");
     node.shutdown().await.unwrap();
 }
