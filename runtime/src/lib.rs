@@ -29,7 +29,7 @@
 // The core, in every build: the registry and every definition, context and error, queueing
 // jobs, configuration, the database, migrations and this node's row.
 mod app;
-mod auth;
+pub mod auth;
 mod config;
 mod context;
 mod dispatch;

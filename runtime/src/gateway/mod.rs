@@ -16,6 +16,7 @@ mod health;
 mod mcp;
 mod replicas;
 mod rpc;
+mod sessions;
 mod webhook;
 
 use std::net::SocketAddr;
@@ -104,7 +105,8 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/_api/mcp", post(mcp::post))
         .route("/_api/health", get(health::health))
         .route("/_api/ready", get(health::ready))
-        .nest("/_api/admin", admin::router());
+        .nest("/_api/admin", admin::router())
+        .nest("/_api/auth", sessions::router());
     #[cfg(feature = "realtime")]
     let router = router.merge(crate::realtime::router());
     router

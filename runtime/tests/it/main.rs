@@ -12,5 +12,6 @@ mod leader;
 mod lifecycle;
 mod mcp;
 mod rpc;
+mod sessions;
 mod webhooks;
 mod workflows;
