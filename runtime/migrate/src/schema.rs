@@ -3,8 +3,8 @@
 //! The system schema is versioned separately from the project's migrations: the runner
 //! applies [`SYSTEM_MIGRATIONS`] first, in order, and records them in `forge_migrations` with
 //! kind `system`, beside the project's files (kind `user`). Each is a file under
-//! `runtime/migrate/schema/` (`vNNN.sql` or `vNNN_name.sql`), embedded in the binary, and forward-only like any migration:
-//! a released file is never edited.
+//! `runtime/migrate/schema/` (`vNNN.sql` or `vNNN_name.sql`), embedded in the binary, and
+//! forward-only like any migration: a released file is never edited.
 
 /// One version of forge's system schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

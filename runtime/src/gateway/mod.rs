@@ -38,7 +38,8 @@ use webhook::Webhooks;
 
 /// The gateway's part of the node's [`Shared`] state.
 pub(crate) struct Gateway {
-    /// `None` without `FORGE_JWT_SECRET`: then only public handlers can be called.
+    /// `None` without `FORGE_JWT_SECRET` and `FORGE_JWKS_URL`: then only public handlers
+    /// can be called.
     pub verifier: Option<Verifier>,
     /// Every webhook by path, with its secret.
     pub webhooks: Arc<Webhooks>,
@@ -52,13 +53,13 @@ impl Gateway {
     pub fn new(config: &Config, registry: &Registry) -> Result<Gateway> {
         let webhooks = Arc::new(Webhooks::load(registry)?);
         let replicas = Replicas::connect(&config.replica_urls, config.max_connections)?;
-        if config.jwt_secret.is_none() {
-            tracing::warn!("FORGE_JWT_SECRET is not set: only public handlers can be called");
+        let verifier = Verifier::from_config(config)?;
+        if verifier.is_none() {
+            tracing::warn!(
+                "neither FORGE_JWT_SECRET nor FORGE_JWKS_URL is set: only public handlers can \
+                 be called"
+            );
         }
-        let verifier = config
-            .jwt_secret
-            .as_deref()
-            .map(|secret| Verifier::hs256(secret.as_bytes()));
         Ok(Gateway {
             verifier,
             webhooks,

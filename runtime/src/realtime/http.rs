@@ -48,7 +48,7 @@ impl Drop for Open {
 /// Opens a session. A bearer token is optional; with a valid one the session counts
 /// against that user's limit.
 async fn events(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> axum::response::Response {
-    let user = match authenticate(&shared, &headers, true) {
+    let user = match authenticate(&shared, &headers, true).await {
         Ok(auth) => auth.map(|auth| auth.user_id),
         Err(error) => return error_response(&headers, error),
     };
@@ -145,7 +145,7 @@ async fn subscribe(
             .queries
             .get(request.function.as_str())
             .ok_or_else(|| Error::NotFound(format!("no query is named `{}`", request.function)))?;
-        let auth = authenticate(&shared, &headers, query.def.public)?;
+        let auth = authenticate(&shared, &headers, query.def.public).await?;
         let args = match request.args {
             None | Some(Value::Null) => Value::Object(Default::default()),
             Some(args @ Value::Object(_)) => args,

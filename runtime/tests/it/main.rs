@@ -8,6 +8,7 @@ mod common;
 mod cron;
 mod daemons;
 mod jobs;
+mod jwks;
 mod leader;
 mod lifecycle;
 mod mcp;
