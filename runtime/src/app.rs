@@ -139,7 +139,7 @@ impl App {
             #[cfg(any(feature = "jobs", feature = "realtime"))]
             listener: crate::listener::Listener::new(),
             #[cfg(feature = "realtime")]
-            realtime: Default::default(),
+            realtime: crate::realtime::Hub::new()?,
         });
 
         let mut subsystems = JoinSet::new();

@@ -8,8 +8,7 @@ mod admin_jobs;
 mod admin_workflows;
 pub(crate) mod auth;
 pub(crate) mod call;
-// Used by the live-session limits and bindings and the rate limits landing alongside.
-#[allow(dead_code)]
+#[cfg_attr(not(feature = "realtime"), allow(dead_code))]
 pub(crate) mod client;
 mod envelope;
 mod health;

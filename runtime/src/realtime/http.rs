@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use super::{Push, Subscribe};
 use crate::gateway::auth::authenticate;
+use crate::gateway::client::Client;
 use crate::gateway::{RequestId, Response};
 use crate::shared::Shared;
 use crate::{Error, Result};
@@ -47,18 +48,23 @@ impl Drop for Open {
 
 /// Opens a session. A bearer token is optional; with a valid one the session counts
 /// against that user's limit.
-async fn events(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> axum::response::Response {
+async fn events(
+    State(shared): State<Arc<Shared>>,
+    client: Client,
+    headers: HeaderMap,
+) -> axum::response::Response {
     let user = match authenticate(&shared, &headers, true).await {
         Ok(auth) => auth.map(|auth| auth.user_id),
         Err(error) => return error_response(&headers, error),
     };
-    let (session_id, secret, mut receiver) = match shared
-        .realtime
-        .open(user, shared.config.live_max_sessions_per_user)
-    {
-        Ok(opened) => opened,
-        Err(error) => return error_response(&headers, error),
-    };
+    let (session_id, secret, mut receiver) =
+        match shared
+            .realtime
+            .open(user, &client, shared.config.live_max_sessions_per_user)
+        {
+            Ok(opened) => opened,
+            Err(error) => return error_response(&headers, error),
+        };
     let open = Open {
         shared: shared.clone(),
         session_id,
@@ -134,6 +140,7 @@ fn body<T: serde::de::DeserializeOwned>(
 
 async fn subscribe(
     State(shared): State<Arc<Shared>>,
+    client: Client,
     headers: HeaderMap,
     raw: std::result::Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -165,6 +172,7 @@ async fn subscribe(
                 function: request.function,
                 args,
                 auth,
+                client,
             },
         )
         .await?;
@@ -176,6 +184,7 @@ async fn subscribe(
 
 async fn unsubscribe(
     State(shared): State<Arc<Shared>>,
+    client: Client,
     headers: HeaderMap,
     raw: std::result::Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -185,6 +194,7 @@ async fn unsubscribe(
             &shared,
             request.session_id,
             &request.session_secret,
+            &client,
             &request.subscription_id,
         )
         .map(Value::Bool)

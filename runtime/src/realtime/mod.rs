@@ -4,6 +4,11 @@
 //!
 //! - **Sessions** are one SSE stream each, local to the node that serves it; a session ends
 //!   when its stream does.
+//! - **Bound sessions.** A session's secret is an HMAC-SHA256, under a key the node draws at
+//!   start, of the session id, the client's IP and the 64-bit hash of its User-Agent
+//!   (`gateway::client`). Subscribing or unsubscribing recomputes it for the requesting
+//!   client: the pair from another IP or User-Agent is 403 `FORBIDDEN`, so a leaked pair is
+//!   useless elsewhere. Nothing is stored per client: the secret *is* the binding.
 //! - **Groups.** Subscriptions to the same query with the same arguments and the same caller
 //!   identity share a [`Group`]: one run feeds every member. Each member remembers the hash
 //!   of what it was last sent and gets an `update` only when the result's hash differs.
@@ -34,6 +39,7 @@ use uuid::Uuid;
 use crate::auth::Auth;
 use crate::context::{Base, QueryContext};
 use crate::gateway::call;
+use crate::gateway::client::Client;
 use crate::listener::Heard;
 use crate::shared::Shared;
 use crate::{Error, Result};
@@ -143,7 +149,8 @@ impl Group {
 }
 
 struct Session {
-    secret: String,
+    /// Who opened it: only to tell a stolen pair (403) from a wrong one (404).
+    client: Client,
     user: Option<Uuid>,
     events: mpsc::UnboundedSender<Push>,
     /// Subscription id → its group and the user it counts against.
@@ -159,9 +166,38 @@ struct State {
 }
 
 /// The node's live-query state, in [`Shared`].
-#[derive(Default)]
 pub(crate) struct Hub {
     state: Mutex<State>,
+    /// The key session secrets are HMACs under; sessions are local to the node, so the key
+    /// never leaves it.
+    key: [u8; 32],
+}
+
+impl Hub {
+    pub fn new() -> Result<Hub> {
+        let mut key = [0u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
+            .map_err(|_| Error::Internal("the system's random source failed".into()))?;
+        Ok(Hub {
+            state: Mutex::default(),
+            key,
+        })
+    }
+
+    /// The secret of session `id` for `client`: hex HMAC-SHA256 over the id, the IP (as 16
+    /// bytes, IPv4 mapped) and the User-Agent hash.
+    fn secret(&self, id: Uuid, client: &Client) -> String {
+        let ip = match client.ip {
+            std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+            std::net::IpAddr::V6(v6) => v6,
+        };
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.key);
+        let mut context = ring::hmac::Context::with_key(&key);
+        context.update(id.as_bytes());
+        context.update(&ip.octets());
+        context.update(&client.user_agent_hash.to_be_bytes());
+        hex::encode(context.sign().as_ref())
+    }
 }
 
 fn count_down(counts: &mut HashMap<Uuid, usize>, user: Option<Uuid>) {
@@ -184,6 +220,7 @@ impl Hub {
     fn open(
         &self,
         user: Option<Uuid>,
+        client: &Client,
         max_sessions: usize,
     ) -> Result<(Uuid, String, mpsc::UnboundedReceiver<Push>)> {
         let mut state = self.state();
@@ -198,12 +235,12 @@ impl Hub {
             *open += 1;
         }
         let id = Uuid::new_v4();
-        let secret = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
+        let secret = self.secret(id, client);
         let (events, receiver) = mpsc::unbounded_channel();
         state.sessions.insert(
             id,
             Session {
-                secret: secret.clone(),
+                client: *client,
                 user,
                 events,
                 subscriptions: HashMap::new(),
@@ -225,17 +262,33 @@ impl Hub {
         }
     }
 
-    /// Checks the session pair; the events sender of the session.
-    fn session(&self, id: Uuid, secret: &str) -> Result<mpsc::UnboundedSender<Push>> {
+    /// Checks the session pair presented by `client`; the events sender of the session.
+    /// The right pair from another client is `FORBIDDEN`; a wrong pair `NOT_FOUND`, like a
+    /// session that ended.
+    fn session(
+        &self,
+        id: Uuid,
+        secret: &str,
+        client: &Client,
+    ) -> Result<mpsc::UnboundedSender<Push>> {
         let state = self.state();
-        match state.sessions.get(&id) {
-            Some(session) if constant_time_eq(session.secret.as_bytes(), secret.as_bytes()) => {
-                Ok(session.events.clone())
-            }
-            _ => Err(Error::NotFound(
-                "no such live session on this node: open /_api/events again".into(),
-            )),
+        let Some(session) = state.sessions.get(&id) else {
+            return Err(no_session());
+        };
+        if constant_time_eq(self.secret(id, client).as_bytes(), secret.as_bytes()) {
+            return Ok(session.events.clone());
         }
+        let opened_by = session.client;
+        if constant_time_eq(self.secret(id, &opened_by).as_bytes(), secret.as_bytes()) {
+            tracing::warn!(session = %id, ip = %client.ip, opened_from = %opened_by.ip,
+                "a live session's pair was presented by another client");
+            return Err(Error::Forbidden(
+                "this live session belongs to another client (its IP address or User-Agent \
+                 differs): open /_api/events from this client"
+                    .into(),
+            ));
+        }
+        Err(no_session())
     }
 
     /// Removes a subscription; `true` when it existed.
@@ -270,6 +323,10 @@ fn leave(state: &mut State, group: &Arc<Group>, session_id: Uuid, subscription_i
     }
 }
 
+fn no_session() -> Error {
+    Error::NotFound("no such live session on this node: open /_api/events again".into())
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -282,13 +339,14 @@ pub(crate) struct Subscribe {
     pub function: String,
     pub args: Value,
     pub auth: Option<Auth>,
+    pub client: Client,
 }
 
 /// Adds a subscription and sends its first result. A query that fails on its first run is
 /// not kept: the error is the answer.
 pub(crate) async fn subscribe(shared: &Arc<Shared>, request: Subscribe) -> Result<()> {
     let hub = &shared.realtime;
-    let events = hub.session(request.session_id, &request.session_secret)?;
+    let events = hub.session(request.session_id, &request.session_secret, &request.client)?;
     let Some((&function, query)) = shared
         .registry
         .queries
@@ -388,9 +446,12 @@ pub(crate) fn unsubscribe(
     shared: &Shared,
     session_id: Uuid,
     session_secret: &str,
+    client: &Client,
     subscription_id: &str,
 ) -> Result<bool> {
-    shared.realtime.session(session_id, session_secret)?;
+    shared
+        .realtime
+        .session(session_id, session_secret, client)?;
     Ok(shared.realtime.unsubscribe(session_id, subscription_id))
 }
 

@@ -11,6 +11,7 @@ mod jobs;
 mod jwks;
 mod leader;
 mod lifecycle;
+mod live_binding;
 mod mcp;
 mod rpc;
 mod sessions;
