@@ -133,9 +133,9 @@ pub(crate) async fn rotate(shared: &Shared, token: &str) -> Result<Session> {
         _ => Map::new(),
     };
     let grant = Grant {
-        user_id: user_id,
-        tenant_id: tenant_id,
-        roles: roles,
+        user_id,
+        tenant_id,
+        roles,
         claims,
         ttl: Duration::from_millis(u64::try_from(access_ttl_ms).unwrap_or(1000)),
     };
