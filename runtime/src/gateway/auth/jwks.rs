@@ -9,8 +9,8 @@
 //!   unknown after a fetch is remembered for [`NEGATIVE_TTL`], and no refetch happens less
 //!   than [`MIN_REFETCH`] after the last one, so tokens with made-up `kid`s cannot turn the
 //!   node into a flood against the provider.
-//! - A set older than [`MAX_AGE`] is refetched on the next lookup, so a key the provider
-//!   withdrew stops verifying within that time.
+//! - A set older than [`MAX_AGE`] is refetched on the next lookup (other requests meanwhile
+//!   use the known keys), so a key the provider withdrew stops verifying within that time.
 //! - A fetch has [`FETCH_TIMEOUT`] and reads at most [`MAX_SET_BYTES`].
 
 use std::collections::HashMap;
@@ -95,7 +95,13 @@ impl Jwks {
         if key.is_none() && self.recently_unknown(kid) {
             return Err(JwksError::UnknownKid(kid.to_owned()));
         }
-        let _one_in_flight = self.fetching.lock().await;
+        let _one_in_flight = match (&key, self.fetching.try_lock()) {
+            (_, Ok(guard)) => guard,
+            // A known key in a stale set: while another request refreshes, use it rather
+            // than wait (only the refreshing request pays for the fetch).
+            (Some(key), Err(_)) => return Ok(key.clone()),
+            (None, Err(_)) => self.fetching.lock().await,
+        };
         // Another request may have fetched while this one waited.
         let (key, at) = self.cached(kid);
         let fetched_since = at.is_some_and(|at| at.elapsed() < MIN_REFETCH);

@@ -69,7 +69,8 @@ pub(crate) async fn authenticate(
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
-    exp: i64,
+    /// A NumericDate, which RFC 7519 allows to be fractional.
+    exp: f64,
     #[serde(default)]
     tenant_id: Option<String>,
     #[serde(default)]
@@ -193,7 +194,8 @@ impl Verifier {
             roles: claims.roles,
             claims: data.claims,
         };
-        self.cache.insert(hash, auth.clone(), claims.exp, now);
+        self.cache
+            .insert(hash, auth.clone(), claims.exp as i64, now);
         Ok(auth)
     }
 
