@@ -4,7 +4,12 @@
 //! ```sh
 //! cargo bench -p forge --bench rpc                      # defaults below
 //! cargo bench -p forge --bench rpc -- --connections 32 --duration 10 --rounds 5
+//! cargo bench -p forge --bench rpc -- --tokens 1       # HS256 against RS256 bearer tokens
 //! ```
+//!
+//! With `--tokens 1` it measures the forge node only, each request carrying a ~1 KB bearer
+//! token: HS256 (`FORGE_JWT_SECRET`) against RS256 from an identity provider
+//! (`FORGE_JWKS_URL`, a key set this process serves), both through the verified-token cache.
 //!
 //! Both servers run in this process on one multi-threaded tokio runtime (one worker per
 //! core) against the same fresh test database, each with a pool of the same size. The
@@ -44,6 +49,8 @@ struct Options {
     rounds: usize,
     /// `forge` or `bare`: load only that server (for profiling one side).
     only: Option<String>,
+    /// Compare HS256 and RS256 bearer tokens on the forge node instead of forge and bare.
+    tokens: bool,
 }
 
 fn options() -> Options {
@@ -55,6 +62,7 @@ fn options() -> Options {
         duration: Duration::from_secs(5),
         rounds: 3,
         only: None,
+        tokens: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -78,9 +86,10 @@ fn options() -> Options {
             "--duration" => options.duration = Duration::from_secs(number()),
             "--rounds" => options.rounds = number() as usize,
             "--only" if value == "forge" || value == "bare" => options.only = Some(value),
+            "--tokens" => options.tokens = number() != 0,
             _ => panic!(
                 "unknown option {flag}; options: --rows --pool --connections --warmup \
-                 --duration (seconds) --rounds --only forge|bare"
+                 --duration (seconds) --rounds --only forge|bare --tokens 0|1"
             ),
         }
     }
@@ -210,6 +219,7 @@ async fn load(
     connections: usize,
     warmup: Duration,
     duration: Duration,
+    authorization: Option<std::sync::Arc<str>>,
 ) -> Run {
     let start = Instant::now() + warmup;
     let end = start + duration;
@@ -218,6 +228,7 @@ async fn load(
     let mut tasks = tokio::task::JoinSet::new();
     for connection in 0..connections {
         let uri = uri.clone();
+        let authorization = authorization.clone();
         tasks.spawn(async move {
             let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
             stream.set_nodelay(true).unwrap();
@@ -234,11 +245,13 @@ async fn load(
                     .wrapping_add(1_442_695_040_888_963_407);
                 let id = (n >> 33).rem_euclid(rows) + 1;
                 let body = format!("{{\"args\":{{\"id\":{id}}}}}");
-                let request = Request::post(uri.clone())
+                let mut request = Request::post(uri.clone())
                     .header("host", "bench")
-                    .header("content-type", "application/json")
-                    .body(Full::new(Bytes::from(body)))
-                    .unwrap();
+                    .header("content-type", "application/json");
+                if let Some(authorization) = &authorization {
+                    request = request.header("authorization", &**authorization);
+                }
+                let request = request.body(Full::new(Bytes::from(body))).unwrap();
                 let sent = Instant::now();
                 if sent >= end {
                     break;
@@ -295,6 +308,14 @@ fn server_cpu() -> Duration {
 
 /// Runs the load generator on a thread of its own with a current-thread runtime.
 fn drive(addr: SocketAddr, options: &Options) -> Run {
+    drive_with(addr, options, None)
+}
+
+fn drive_with(
+    addr: SocketAddr,
+    options: &Options,
+    authorization: Option<std::sync::Arc<str>>,
+) -> Run {
     let (rows, connections, warmup, duration) = (
         options.rows,
         options.connections,
@@ -314,7 +335,14 @@ fn drive(addr: SocketAddr, options: &Options) -> Run {
             std::thread::sleep(duration);
             server_cpu().saturating_sub(before)
         });
-        let mut run = client.block_on(load(addr, rows, connections, warmup, duration));
+        let mut run = client.block_on(load(
+            addr,
+            rows,
+            connections,
+            warmup,
+            duration,
+            authorization,
+        ));
         run.server_cpu = cpu.join().unwrap();
         run
     })
@@ -375,6 +403,9 @@ fn main() {
             .unwrap();
 
         let mut config = config(db.url());
+        if options.tokens {
+            config.jwks_url = Some(tokens::serve_jwks().await);
+        }
         config.max_connections = options.pool;
         // Production timings, not the test ones: background work stays background.
         config.heartbeat = Duration::from_secs(5);
@@ -405,6 +436,14 @@ fn main() {
             run.cpu_us(),
         );
     };
+    if options.tokens {
+        tokens::compare(forge_addr, &options, report);
+        server.block_on(async move {
+            node.shutdown().await.unwrap();
+            bare_pool.close().await;
+        });
+        return;
+    }
     let mut ratios = Vec::new();
     let (mut forge_runs, mut bare_runs) = (Vec::new(), Vec::new());
     if let Some(only) = &options.only {
@@ -472,4 +511,129 @@ fn main() {
     });
     drop(server);
     drop(db);
+}
+
+/// `--tokens 1`: HS256 against RS256 bearer tokens of about 1 KB on the forge node.
+mod tokens {
+    use std::net::SocketAddr;
+    use std::sync::{Arc, OnceLock};
+
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    use rsa::pkcs1::EncodeRsaPrivateKey;
+    use rsa::traits::PublicKeyParts;
+    use serde_json::json;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    use super::{drive_with, Options, Run};
+
+    const KID: &str = "bench-rsa";
+
+    fn rsa() -> &'static rsa::RsaPrivateKey {
+        static KEY: OnceLock<rsa::RsaPrivateKey> = OnceLock::new();
+        KEY.get_or_init(|| rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap())
+    }
+
+    /// Serves the RSA key's JWKS on 127.0.0.1 and returns its URL.
+    pub async fn serve_jwks() -> String {
+        let public = rsa().to_public_key();
+        let body = json!({"keys": [{"kty": "RSA", "kid": KID, "alg": "RS256",
+            "n": URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()),
+            "e": URL_SAFE_NO_PAD.encode(public.e().to_bytes_be())}]})
+        .to_string();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let body = body.clone();
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut buffer = [0u8; 1024];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match socket.read(&mut buffer).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buffer[..n]),
+                        }
+                    }
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = socket.write_all(response.as_bytes()).await;
+                });
+            }
+        });
+        url
+    }
+
+    /// A bearer header of about 1 KB: the same claims, padded, under either algorithm.
+    fn bearer(algorithm: Algorithm) -> Arc<str> {
+        let exp = chrono::Utc::now().timestamp() + 3600;
+        let pad = match algorithm {
+            Algorithm::RS256 => 360,
+            _ => 640,
+        };
+        let claims = json!({"sub": uuid::Uuid::new_v4(), "exp": exp, "roles": ["member"],
+                            "profile": "x".repeat(pad)});
+        let token = match algorithm {
+            Algorithm::RS256 => {
+                let der = rsa().to_pkcs1_der().unwrap();
+                let mut header = Header::new(Algorithm::RS256);
+                header.kid = Some(KID.into());
+                jsonwebtoken::encode(&header, &claims, &EncodingKey::from_rsa_der(der.as_bytes()))
+            }
+            _ => jsonwebtoken::encode(
+                &Header::default(),
+                &claims,
+                &EncodingKey::from_secret(forge::testing::JWT_SECRET.as_bytes()),
+            ),
+        }
+        .unwrap();
+        Arc::from(format!("Bearer {token}"))
+    }
+
+    pub fn compare(addr: SocketAddr, options: &Options, report: impl Fn(&str, &Run)) {
+        let (hs, rs) = (bearer(Algorithm::HS256), bearer(Algorithm::RS256));
+        eprintln!(
+            "bearer tokens: HS256 {} bytes, RS256 {} bytes",
+            hs.len() - 7,
+            rs.len() - 7
+        );
+        let (mut ratios, mut hs_rates, mut rs_rates) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..options.rounds {
+            eprintln!("round {}", round + 1);
+            let run = |token: &Arc<str>| drive_with(addr, options, Some(token.clone()));
+            let (h, r) = if round % 2 == 0 {
+                let h = run(&hs);
+                (h, run(&rs))
+            } else {
+                let r = run(&rs);
+                (run(&hs), r)
+            };
+            report("hs256", &h);
+            report("rs256", &r);
+            ratios.push(r.rate() / h.rate());
+            hs_rates.push(h.rate());
+            rs_rates.push(r.rate());
+        }
+        let median = |mut values: Vec<f64>| {
+            values.sort_by(f64::total_cmp);
+            values[values.len() / 2]
+        };
+        println!(
+            "forge with a ~1 KB bearer token: HS256 {:.0} req/s, RS256 {:.0} req/s; \
+             RS256/HS256 {:.2}x (median of {} rounds; per round: {})",
+            median(hs_rates),
+            median(rs_rates),
+            median(ratios.clone()),
+            options.rounds,
+            ratios
+                .iter()
+                .map(|r| format!("{r:.2}x"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
 }

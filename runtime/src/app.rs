@@ -110,6 +110,13 @@ impl App {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;
+        #[cfg(any(
+            feature = "jobs",
+            feature = "realtime",
+            feature = "cron",
+            feature = "daemons"
+        ))]
+        crate::pooling::ensure_sessions(&primary).await?;
         if config.migrate {
             let applied =
                 forge_migrate::runner::up(&primary, &config.migrations_dir, &Default::default())
@@ -145,7 +152,7 @@ impl App {
             #[cfg(any(feature = "jobs", feature = "realtime"))]
             listener: crate::listener::Listener::new(),
             #[cfg(feature = "realtime")]
-            realtime: Default::default(),
+            realtime: crate::realtime::Hub::new()?,
         });
 
         let mut subsystems = JoinSet::new();

@@ -22,6 +22,22 @@ pub struct Config {
     pub replica_urls: Vec<String>,
     /// `FORGE_JWT_SECRET`. Without it every non-public handler answers 401.
     pub jwt_secret: Option<String>,
+    /// `FORGE_JWKS_URL`: an identity provider's JSON Web Key Set; tokens signed with RS256,
+    /// ES256 or EdDSA by one of its keys are accepted.
+    pub jwks_url: Option<String>,
+    /// `FORGE_JWT_ISSUER`: when set, every token's `iss` must be exactly this (and issued
+    /// tokens carry it).
+    pub jwt_issuer: Option<String>,
+    /// `FORGE_JWT_AUDIENCE`: when set, every token's `aud` must contain this (and issued
+    /// tokens carry it).
+    pub jwt_audience: Option<String>,
+    /// `FORGE_JWT_LEEWAY`: clock skew allowed on `exp` and `nbf` (default 5s).
+    pub jwt_leeway: Duration,
+    /// `FORGE_ACCESS_TOKEN_TTL`: how long issued access tokens live (default 15m).
+    pub access_token_ttl: Duration,
+    /// `FORGE_REFRESH_TOKEN_TTL`: how long an issued refresh token may wait to be used
+    /// (default 30d; each rotation starts a new period).
+    pub refresh_token_ttl: Duration,
     /// `FORGE_MIGRATE` (`false` turns it off): apply pending migrations at start.
     pub migrate: bool,
     /// `FORGE_MIGRATIONS_DIR`, else `<project root>/migrations`.
@@ -148,6 +164,15 @@ impl Config {
                 })
                 .unwrap_or_default(),
             jwt_secret: lookup("FORGE_JWT_SECRET"),
+            jwks_url: lookup("FORGE_JWKS_URL"),
+            jwt_issuer: lookup("FORGE_JWT_ISSUER"),
+            jwt_audience: lookup("FORGE_JWT_AUDIENCE"),
+            jwt_leeway: duration("FORGE_JWT_LEEWAY", Duration::from_secs(5))?,
+            access_token_ttl: duration("FORGE_ACCESS_TOKEN_TTL", Duration::from_secs(15 * 60))?,
+            refresh_token_ttl: duration(
+                "FORGE_REFRESH_TOKEN_TTL",
+                Duration::from_secs(30 * 24 * 3600),
+            )?,
             migrate,
             migrations_dir: lookup("FORGE_MIGRATIONS_DIR")
                 .map(PathBuf::from)

@@ -64,7 +64,7 @@
 // The core, in every build: the registry and every definition, context and error, queueing
 // jobs, configuration, the database, migrations and this node's row.
 mod app;
-mod auth;
+pub mod auth;
 mod config;
 mod context;
 mod dispatch;
@@ -90,6 +90,14 @@ mod leader;
 // The one LISTEN connection, shared by the job worker and live queries.
 #[cfg(any(feature = "jobs", feature = "realtime"))]
 mod listener;
+// Leadership and LISTEN hold server sessions; a transaction pooler is refused at start.
+#[cfg(any(
+    feature = "jobs",
+    feature = "realtime",
+    feature = "cron",
+    feature = "daemons"
+))]
+mod pooling;
 #[cfg(feature = "realtime")]
 mod realtime;
 // Trimming runs on the leader, so a cluster trims when some node has `cron` or `daemons`.

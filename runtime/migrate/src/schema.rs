@@ -3,8 +3,8 @@
 //! The system schema is versioned separately from the project's migrations: the runner
 //! applies [`SYSTEM_MIGRATIONS`] first, in order, and records them in `forge_migrations` with
 //! kind `system`, beside the project's files (kind `user`). Each is a file under
-//! `runtime/migrate/schema/`, embedded in the binary, and forward-only like any migration:
-//! a released file is never edited.
+//! `runtime/migrate/schema/` (`vNNN.sql` or `vNNN_name.sql`), embedded in the binary, and
+//! forward-only like any migration: a released file is never edited.
 
 /// One version of forge's system schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,11 +17,18 @@ pub struct SystemMigration {
 }
 
 /// Every system migration, by ascending version with no gaps.
-pub const SYSTEM_MIGRATIONS: &[SystemMigration] = &[SystemMigration {
-    version: 1,
-    name: "system_schema",
-    sql: include_str!("../schema/v001.sql"),
-}];
+pub const SYSTEM_MIGRATIONS: &[SystemMigration] = &[
+    SystemMigration {
+        version: 1,
+        name: "system_schema",
+        sql: include_str!("../schema/v001.sql"),
+    },
+    SystemMigration {
+        version: 2,
+        name: "refresh_tokens",
+        sql: include_str!("../schema/v002_refresh_tokens.sql"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

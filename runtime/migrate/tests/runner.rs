@@ -407,3 +407,73 @@ async fn errors_outside_the_files_text_are_placed_by_running_it_again() {
     assert!(failure.message.contains("syntax error"), "{error}");
     assert!(!table_exists(db.pool(), "open_one").await, "rolled back");
 }
+
+/// A database a forge release with only system schema v1 migrated (data in a user table
+/// and in forge's own) upgrades in place: the later system versions apply, nothing is lost,
+/// and the user's files stay applied.
+#[tokio::test]
+async fn a_database_at_system_schema_v1_upgrades_in_place() {
+    let db = TestDatabase::new().await;
+    let dir = project();
+    let mut tx = db.pool().begin().await.expect("begin");
+    sqlx::raw_sql(SYSTEM_MIGRATIONS[0].sql)
+        .execute(&mut *tx)
+        .await
+        .expect("system schema v1");
+    sqlx::raw_sql(
+        "INSERT INTO forge_migrations (kind, version, name, checksum, duration_ms) \
+         VALUES ('system', 1, 'system_schema', repeat('0', 64), 1);\n\
+         INSERT INTO forge_jobs (name, queue, input, max_attempts) VALUES ('mail', 'default', '{}', 3);",
+    )
+    .execute(&mut *tx)
+    .await
+    .expect("a v1 database's rows");
+    // The project's files, applied and recorded as that release's runner did.
+    for (version, name) in [(1, "users"), (2, "posts")] {
+        let text = std::fs::read_to_string(dir.path().join(format!("000{version}_{name}.sql")))
+            .expect("read file");
+        sqlx::raw_sql(&text).execute(&mut *tx).await.expect("file");
+        sqlx::query(
+            "INSERT INTO forge_migrations (kind, version, name, checksum, duration_ms) \
+             VALUES ('user', $1, $2, $3, 1)",
+        )
+        .bind(i64::from(version))
+        .bind(name)
+        .bind(runner::sha256_hex(text.as_bytes()))
+        .execute(&mut *tx)
+        .await
+        .expect("record");
+    }
+    tx.commit().await.expect("commit");
+    assert!(!table_exists(db.pool(), "forge_refresh_tokens").await);
+
+    let status = runner::status(db.pool(), dir.path()).await.expect("status");
+    let later: Vec<u32> = SYSTEM_MIGRATIONS[1..].iter().map(|m| m.version).collect();
+    assert!(!later.is_empty());
+    assert_eq!(status.system_pending, later);
+
+    let applied = up(db.pool(), dir.path()).await.expect("upgrade");
+    let kinds: Vec<(Kind, i64)> = applied
+        .migrations
+        .iter()
+        .map(|m| (m.kind, m.version))
+        .collect();
+    let expected: Vec<(Kind, i64)> = later
+        .iter()
+        .map(|v| (Kind::System, i64::from(*v)))
+        .collect();
+    assert_eq!(kinds, expected);
+    assert!(table_exists(db.pool(), "forge_refresh_tokens").await);
+    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM forge_jobs")
+        .fetch_one(db.pool())
+        .await
+        .expect("jobs");
+    assert_eq!(jobs, 1);
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(db.pool())
+        .await
+        .expect("users");
+    assert_eq!(users, 1);
+    let status = runner::status(db.pool(), dir.path()).await.expect("status");
+    assert!(status.system_pending.is_empty());
+}

@@ -23,6 +23,7 @@ const TABLES: &[&str] = &[
     "forge_daemons",
     "forge_change_log",
     "forge_webhook_events",
+    "forge_refresh_tokens",
 ];
 
 /// NOTIFY's payload limit.

@@ -40,7 +40,7 @@ where
     F: std::future::Future<Output = Result<Value>>,
 {
     let request_id = RequestId::from_headers(headers);
-    let result = match authenticate(shared, headers, false) {
+    let result = match authenticate(shared, headers, false).await {
         Ok(Some(auth)) if auth.has_role("admin") => view.await,
         Ok(_) => Err(Error::Forbidden(
             "the admin API needs a token with the `admin` role".into(),

@@ -76,7 +76,7 @@ pub(crate) async fn post(
             return http_error(StatusCode::BAD_REQUEST, INVALID_REQUEST, &message);
         }
     }
-    let auth = match authenticate(&shared, &headers, false) {
+    let auth = match authenticate(&shared, &headers, false).await {
         Ok(Some(auth)) => auth,
         Ok(None) => return unauthorized("this needs a bearer token"),
         Err(error) => return unauthorized(&error.to_string()),

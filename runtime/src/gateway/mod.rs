@@ -5,8 +5,28 @@
 //! # Decisions
 //!
 //! - **Identity.** `sub` must be a UUID (it is what `ctx.user_id()` returns and what owner
-//!   columns hold); `tenant_id` too. Tokens must carry `exp`; `nbf` is honoured. Without
-//!   `FORGE_JWT_SECRET` every non-public handler answers 401 and the node says so at start.
+//!   columns hold); `tenant_id` too. Tokens must carry `exp`; `nbf` is honoured, both with
+//!   `FORGE_JWT_LEEWAY`. Without `FORGE_JWT_SECRET` and `FORGE_JWKS_URL` every non-public
+//!   handler answers 401 and the node says so at start. `gateway/auth/`: the header's `alg`
+//!   picks the key source (HS256 → the secret; RS256/ES256/EdDSA → the JWKS key named by `kid`,
+//!   which fixes its one algorithm), so a token cannot choose how it is checked; `jwks.rs`
+//!   keeps the provider's keys (one fetch in flight, a 30 s negative cache per unknown `kid`,
+//!   refetches at least 1 s apart); `cache.rs` keeps verified tokens by SHA-256 until `exp`.
+//!   Callers see only "invalid token"; the reason is logged.
+//! - **Issued sessions** (`runtime/src/auth/`, with the gateway): `issue.rs` signs HS256 access
+//!   tokens (and holds the context methods, in their own impl blocks); `refresh.rs` stores
+//!   refresh tokens as SHA-256 in `forge_refresh_tokens` (system schema v2), rotates them in
+//!   one transaction that locks the presented row (`FOR UPDATE`), so of two concurrent uses one
+//!   rotates and the other is a detected reuse, which revokes the family. The access-token
+//!   grant (tenant, roles, claims, ttl) is stored with the refresh token, so every token of a
+//!   session says the same. `gateway/sessions.rs` serves `/_api/auth/{refresh,logout}`.
+//! - **Bound live sessions.** The session secret is not stored: it is the HMAC (node-local key)
+//!   of session id, client IP and User-Agent hash (`gateway/client.rs`), recomputed for the
+//!   requesting client on every subscribe/unsubscribe; a pair that verifies only for the
+//!   opening client is 403, any other 404.
+//! - **Transaction poolers** are refused at node start (`pooling.rs`) in builds with a leader or
+//!   a listener: two probe connections interleave a session setting; a pooler shows one of
+//!   them the other's server session.
 //! - **Public handlers and bad tokens.** A public handler runs anonymously when the token is
 //!   missing *or invalid*, so a client that always sends its (perhaps expired) token can still
 //!   reach public handlers; non-public handlers answer 401.
@@ -68,6 +88,7 @@ mod mcp;
 mod replicas;
 mod rpc;
 pub(crate) mod server;
+mod sessions;
 mod webhook;
 
 use std::net::SocketAddr;
@@ -89,7 +110,8 @@ use webhook::Webhooks;
 
 /// The gateway's part of the node's [`Shared`] state.
 pub(crate) struct Gateway {
-    /// `None` without `FORGE_JWT_SECRET`: then only public handlers can be called.
+    /// `None` without `FORGE_JWT_SECRET` and `FORGE_JWKS_URL`: then only public handlers
+    /// can be called.
     pub verifier: Option<Verifier>,
     /// Every webhook by path, with its secret.
     pub webhooks: Arc<Webhooks>,
@@ -107,13 +129,13 @@ impl Gateway {
     pub fn new(config: &Config, registry: &Registry) -> Result<Gateway> {
         let webhooks = Arc::new(Webhooks::load(registry)?);
         let replicas = Replicas::connect(&config.replica_urls, config.max_connections)?;
-        if config.jwt_secret.is_none() {
-            tracing::warn!("FORGE_JWT_SECRET is not set: only public handlers can be called");
+        let verifier = Verifier::from_config(config)?;
+        if verifier.is_none() {
+            tracing::warn!(
+                "neither FORGE_JWT_SECRET nor FORGE_JWKS_URL is set: only public handlers can \
+                 be called"
+            );
         }
-        let verifier = config
-            .jwt_secret
-            .as_deref()
-            .map(|secret| Verifier::hs256(secret.as_bytes()));
         Ok(Gateway {
             verifier,
             webhooks,
@@ -157,7 +179,8 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/_api/mcp", post(mcp::post))
         .route("/_api/health", get(health::health))
         .route("/_api/ready", get(health::ready))
-        .nest("/_api/admin", admin::router());
+        .nest("/_api/admin", admin::router())
+        .nest("/_api/auth", sessions::router());
     #[cfg(feature = "realtime")]
     let router = router.merge(crate::realtime::router());
     router

@@ -60,7 +60,7 @@ async fn dispatch(
     body: &[u8],
 ) -> Result<Value> {
     if let Some(query) = shared.registry.queries.get(name) {
-        let auth = authenticate(shared, headers, query.def.public)?;
+        let auth = authenticate(shared, headers, query.def.public).await?;
         let args = args(body)?;
         let mut base = Base::new(shared, auth);
         if let Some(replica) = shared.gateway.replicas.pick() {
@@ -70,7 +70,7 @@ async fn dispatch(
         return call::run_inline(shared, name, query.def.timeout_ms, future).await;
     }
     if let Some(mutation) = shared.registry.mutations.get(name) {
-        let auth = authenticate(shared, headers, mutation.def.public)?;
+        let auth = authenticate(shared, headers, mutation.def.public).await?;
         let args = args(body)?;
         let base = Base::new(shared, auth);
         if !mutation.def.transactional {

@@ -58,7 +58,7 @@ async fn events(
     headers: HeaderMap,
 ) -> axum::response::Response {
     let anonymous = !headers.contains_key(AUTHORIZATION);
-    let user = match authenticate(&shared, &headers, anonymous) {
+    let user = match authenticate(&shared, &headers, anonymous).await {
         Ok(auth) => auth.map(|auth| auth.user_id),
         Err(error) => return error_response(&headers, error),
     };
@@ -69,7 +69,7 @@ async fn events(
         total: config.live_max_sessions,
         queued_bytes: config.live_max_queued_bytes,
     };
-    let (session_id, secret, outbox) = match shared.realtime.open(user, client.ip, &limits) {
+    let (session_id, secret, outbox) = match shared.realtime.open(user, &client, &limits) {
         Ok(opened) => opened,
         Err(error) => return error_response(&headers, error),
     };
@@ -160,6 +160,7 @@ fn body<T: serde::de::DeserializeOwned>(
 
 async fn subscribe(
     State(shared): State<Arc<Shared>>,
+    client: Client,
     headers: HeaderMap,
     raw: std::result::Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -171,7 +172,7 @@ async fn subscribe(
             .queries
             .get(request.function.as_str())
             .ok_or_else(|| Error::NotFound(format!("no query is named `{}`", request.function)))?;
-        let auth = authenticate(&shared, &headers, query.def.public)?;
+        let auth = authenticate(&shared, &headers, query.def.public).await?;
         let args = match request.args {
             None | Some(Value::Null) => Value::Object(Default::default()),
             Some(args @ Value::Object(_)) => args,
@@ -191,6 +192,7 @@ async fn subscribe(
                 function: request.function,
                 args,
                 auth,
+                client,
             },
         )
         .await?;
@@ -202,6 +204,7 @@ async fn subscribe(
 
 async fn unsubscribe(
     State(shared): State<Arc<Shared>>,
+    client: Client,
     headers: HeaderMap,
     raw: std::result::Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -211,6 +214,7 @@ async fn unsubscribe(
             &shared,
             request.session_id,
             &request.session_secret,
+            &client,
             &request.subscription_id,
         )
         .map(Value::Bool)

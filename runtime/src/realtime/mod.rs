@@ -4,6 +4,11 @@
 //!
 //! - **Sessions** are one SSE stream each, local to the node that serves it; a session ends
 //!   when its stream does.
+//! - **Bound sessions.** A session's secret is an HMAC-SHA256, under a key the node draws at
+//!   start, of the session id, the client's IP and the 64-bit hash of its User-Agent
+//!   (`gateway::client`). Subscribing or unsubscribing recomputes it for the requesting
+//!   client: the pair from another IP or User-Agent is 403 `FORBIDDEN`, so a leaked pair is
+//!   useless elsewhere. Nothing is stored per client: the secret *is* the binding.
 //! - **Groups.** Subscriptions to the same query with the same arguments and the same caller
 //!   identity share a [`Group`]: one run feeds every member. Each member remembers the hash
 //!   of what it was last sent and gets an `update` only when the result's hash differs.
@@ -114,6 +119,7 @@ use uuid::Uuid;
 use crate::auth::Auth;
 use crate::context::{Base, QueryContext};
 use crate::gateway::call;
+use crate::gateway::client::Client;
 use crate::listener::Heard;
 use crate::shared::Shared;
 use crate::{Error, Result};
@@ -361,9 +367,9 @@ struct Subscription {
 }
 
 struct Session {
-    secret: String,
+    /// Who opened it: only to tell a stolen pair (403) from a wrong one (404).
+    client: Client,
     user: Option<Uuid>,
-    ip: IpAddr,
     outbox: Arc<Outbox>,
     subscriptions: HashMap<Arc<str>, Subscription>,
 }
@@ -395,10 +401,40 @@ impl State {
 }
 
 /// The node's live-query state, in [`Shared`].
-#[derive(Default)]
 pub(crate) struct Hub {
     state: Mutex<State>,
     queued_bytes: Arc<AtomicUsize>,
+    /// The key session secrets are HMACs under; sessions are local to the node, so the key
+    /// never leaves it.
+    key: [u8; 32],
+}
+
+impl Hub {
+    pub fn new() -> Result<Hub> {
+        let mut key = [0u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
+            .map_err(|_| Error::Internal("the system's random source failed".into()))?;
+        Ok(Hub {
+            state: Mutex::default(),
+            queued_bytes: Arc::default(),
+            key,
+        })
+    }
+
+    /// The secret of session `id` for `client`: hex HMAC-SHA256 over the id, the IP (as 16
+    /// bytes, IPv4 mapped) and the User-Agent hash.
+    fn secret(&self, id: Uuid, client: &Client) -> String {
+        let ip = match client.ip {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+            IpAddr::V6(v6) => v6,
+        };
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.key);
+        let mut context = ring::hmac::Context::with_key(&key);
+        context.update(id.as_bytes());
+        context.update(&ip.octets());
+        context.update(&client.user_agent_hash.to_be_bytes());
+        hex::encode(context.sign().as_ref())
+    }
 }
 
 /// What one session may hold open, from [`crate::Config`].
@@ -429,9 +465,10 @@ impl Hub {
     fn open(
         &self,
         user: Option<Uuid>,
-        ip: IpAddr,
+        client: &Client,
         limits: &SessionLimits,
     ) -> Result<(Uuid, String, Arc<Outbox>)> {
+        let ip = client.ip;
         let mut state = self.state();
         if state.sessions.len() >= limits.total {
             return Err(Error::RateLimited(format!(
@@ -459,7 +496,7 @@ impl Hub {
         }
         *state.sessions_per_ip.entry(ip).or_default() += 1;
         let id = Uuid::new_v4();
-        let secret = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
+        let secret = self.secret(id, client);
         let outbox = Arc::new(Outbox {
             queue: Mutex::new(Queue::default()),
             ready: Notify::new(),
@@ -469,9 +506,8 @@ impl Hub {
         state.sessions.insert(
             id,
             Session {
-                secret: secret.clone(),
+                client: *client,
                 user,
-                ip,
                 outbox: outbox.clone(),
                 subscriptions: HashMap::new(),
             },
@@ -486,23 +522,34 @@ impl Hub {
             return;
         };
         count_down(&mut state.sessions_per_user, session.user);
-        count_down(&mut state.sessions_per_ip, Some(session.ip));
+        count_down(&mut state.sessions_per_ip, Some(session.client.ip));
         for (subscription_id, subscription) in session.subscriptions {
             state.forget(session_id, &subscription_id, subscription);
         }
     }
 
-    /// Checks the session pair; the session's outbox.
-    fn session(&self, id: Uuid, secret: &str) -> Result<Arc<Outbox>> {
+    /// Checks the session pair presented by `client`; the session's outbox. The right pair
+    /// from another client is `FORBIDDEN`; a wrong pair `NOT_FOUND`, like a session that
+    /// ended.
+    fn session(&self, id: Uuid, secret: &str, client: &Client) -> Result<Arc<Outbox>> {
         let state = self.state();
-        match state.sessions.get(&id) {
-            Some(session) if constant_time_eq(session.secret.as_bytes(), secret.as_bytes()) => {
-                Ok(session.outbox.clone())
-            }
-            _ => Err(Error::NotFound(
-                "no such live session on this node: open /_api/events again".into(),
-            )),
+        let Some(session) = state.sessions.get(&id) else {
+            return Err(no_session());
+        };
+        if constant_time_eq(self.secret(id, client).as_bytes(), secret.as_bytes()) {
+            return Ok(session.outbox.clone());
         }
+        let opened_by = session.client;
+        if constant_time_eq(self.secret(id, &opened_by).as_bytes(), secret.as_bytes()) {
+            tracing::warn!(session = %id, ip = %client.ip, opened_from = %opened_by.ip,
+                "a live session's pair was presented by another client");
+            return Err(Error::Forbidden(
+                "this live session belongs to another client (its IP address or User-Agent \
+                 differs): open /_api/events from this client"
+                    .into(),
+            ));
+        }
+        Err(no_session())
     }
 
     /// Removes a subscription; `true` when it existed.
@@ -577,6 +624,10 @@ fn leave(state: &mut State, group: &Arc<Group>, session_id: Uuid, subscription_i
     }
 }
 
+fn no_session() -> Error {
+    Error::NotFound("no such live session on this node: open /_api/events again".into())
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -589,13 +640,14 @@ pub(crate) struct Subscribe {
     pub function: String,
     pub args: Value,
     pub auth: Option<Auth>,
+    pub client: Client,
 }
 
 /// Adds a subscription and sends its first result. A query that fails on its first run is
 /// not kept: the error is the answer.
 pub(crate) async fn subscribe(shared: &Arc<Shared>, request: Subscribe) -> Result<()> {
     let hub = &shared.realtime;
-    let outbox = hub.session(request.session_id, &request.session_secret)?;
+    let outbox = hub.session(request.session_id, &request.session_secret, &request.client)?;
     let Some((&function, query)) = shared
         .registry
         .queries
@@ -713,9 +765,12 @@ pub(crate) fn unsubscribe(
     shared: &Shared,
     session_id: Uuid,
     session_secret: &str,
+    client: &Client,
     subscription_id: &str,
 ) -> Result<bool> {
-    shared.realtime.session(session_id, session_secret)?;
+    shared
+        .realtime
+        .session(session_id, session_secret, client)?;
     Ok(shared.realtime.unsubscribe(session_id, subscription_id))
 }
 
