@@ -122,6 +122,7 @@ fn register(registry: &mut Registry) {
             cache_ms: None,
             timeout_ms: None,
             tables_read: &["bench_items"],
+            rate_limit: None,
         },
         |ctx: QueryContext, args| async move {
             let Args { id } = decode_args(args)?;

@@ -20,6 +20,10 @@ use crate::context::{
 };
 use crate::{Error, Result};
 
+/// `rate_limit = "20/m"` on a query, mutation or MCP tool: at most `count` calls per
+/// `per_ms` milliseconds for each caller (the user, else the client IP).
+pub use forge_attrs::RateLimit;
+
 #[derive(Debug, Clone, Copy)]
 pub struct QueryDef {
     pub name: &'static str,
@@ -29,6 +33,7 @@ pub struct QueryDef {
     pub cache_ms: Option<u64>,
     pub timeout_ms: Option<u64>,
     pub tables_read: &'static [&'static str],
+    pub rate_limit: Option<RateLimit>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -39,6 +44,7 @@ pub struct MutationDef {
     pub public: bool,
     pub timeout_ms: Option<u64>,
     pub tables_written: &'static [&'static str],
+    pub rate_limit: Option<RateLimit>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -51,6 +57,7 @@ pub struct McpToolDef {
     /// The JSON text of the JSON Schema (draft 2020-12) of the tool's `args` object,
     /// self-contained: what `tools/list` sends as `inputSchema`.
     pub input_schema: &'static str,
+    pub rate_limit: Option<RateLimit>,
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -45,8 +45,16 @@ pub fn parse_options(kind: Kind, args: TokenStream) -> syn::Result<Options> {
 /// The option names each attribute accepts, as listed in error messages.
 fn valid_options(kind: Kind) -> &'static [&'static str] {
     match kind {
-        Kind::Query => &["public", "unscoped", "scope", "cache", "tables", "timeout"],
-        Kind::Mutation => &["transactional", "public", "timeout"],
+        Kind::Query => &[
+            "public",
+            "unscoped",
+            "scope",
+            "cache",
+            "tables",
+            "timeout",
+            "rate_limit",
+        ],
+        Kind::Mutation => &["transactional", "public", "timeout", "rate_limit"],
         Kind::Job => &["retry", "timeout", "queue", "priority"],
         Kind::Cron => &[
             "\"<cron expression>\"",
@@ -59,7 +67,7 @@ fn valid_options(kind: Kind) -> &'static [&'static str] {
         Kind::Workflow => &["name", "version", "active", "timeout"],
         Kind::Daemon => &["leader_elected", "replicated", "restart"],
         Kind::Webhook => &["path", "signature", "idempotency"],
-        Kind::McpTool => &["name", "title", "read_only"],
+        Kind::McpTool => &["name", "title", "read_only", "rate_limit"],
         Kind::Model => &["table"],
     }
 }
@@ -197,6 +205,12 @@ fn duration(meta: &Meta, name: &str) -> syn::Result<u64> {
         .map_err(|message| syn::Error::new(literal.span(), format!("`{name}`: {message}")))
 }
 
+fn rate_limit(meta: &Meta) -> syn::Result<RateLimit> {
+    let literal = string(meta, "rate_limit", "\"20/m\"")?;
+    RateLimit::parse(&literal.value())
+        .map_err(|message| syn::Error::new(literal.span(), format!("`rate_limit`: {message}")))
+}
+
 fn integer<T: std::str::FromStr>(meta: &Meta, name: &str, example: &str) -> syn::Result<T>
 where
     T::Err: std::fmt::Display,
@@ -251,6 +265,7 @@ fn query(reader: &mut Reader, metas: Vec<Meta>) -> syn::Result<QueryOptions> {
             "cache" => options.cache_ms = Some(duration(meta, "cache")?),
             "tables" => options.tables = tables(meta)?,
             "timeout" => options.timeout_ms = Some(duration(meta, "timeout")?),
+            "rate_limit" => options.rate_limit = Some(rate_limit(meta)?),
             _ => unreachable!("every valid query option is handled"),
         }
     }
@@ -291,6 +306,7 @@ fn mutation(reader: &mut Reader, metas: Vec<Meta>) -> syn::Result<MutationOption
             "transactional" => options.transactional = flag(meta, "transactional")?,
             "public" => options.public = flag(meta, "public")?,
             "timeout" => options.timeout_ms = Some(duration(meta, "timeout")?),
+            "rate_limit" => options.rate_limit = Some(rate_limit(meta)?),
             _ => unreachable!("every valid mutation option is handled"),
         }
     }
@@ -568,6 +584,7 @@ fn mcp_tool(reader: &mut Reader, metas: Vec<Meta>) -> syn::Result<McpToolOptions
             }
             "title" => options.title = Some(non_empty_string(meta, "title", "\"List tickets\"")?),
             "read_only" => options.read_only = flag(meta, "read_only")?,
+            "rate_limit" => options.rate_limit = Some(rate_limit(meta)?),
             _ => unreachable!("every valid mcp_tool option is handled"),
         }
     }
@@ -629,11 +646,65 @@ mod tests {
     }
 
     #[test]
+    fn rate_limits() {
+        for (kind, text) in [
+            (Kind::Query, r#"rate_limit = "20/m""#),
+            (Kind::Mutation, r#"rate_limit = "20/m""#),
+            (Kind::McpTool, r#"rate_limit = "20/m""#),
+        ] {
+            let options = parse(kind, text).unwrap();
+            assert_eq!(
+                options.rate_limit(),
+                Some(RateLimit {
+                    count: 20,
+                    per_ms: 60_000
+                })
+            );
+        }
+        assert_eq!(
+            RateLimit::parse("5/s"),
+            Ok(RateLimit {
+                count: 5,
+                per_ms: 1_000
+            })
+        );
+        assert_eq!(
+            RateLimit::parse(" 300 / h "),
+            Ok(RateLimit {
+                count: 300,
+                per_ms: 3_600_000
+            })
+        );
+        for (bad, says) in [
+            (
+                "20",
+                "expected a number of calls per second, minute or hour",
+            ),
+            ("20/d", "unknown unit `d`"),
+            ("20/min", "unknown unit `min`"),
+            ("/m", "expected"),
+            ("-1/m", "expected"),
+            ("1.5/m", "expected"),
+            ("0/m", "at least 1"),
+            ("99999999999/m", "at most 1000000"),
+        ] {
+            let error = RateLimit::parse(bad).unwrap_err();
+            assert!(error.contains(says), "{bad}: {error}");
+        }
+        assert!(parse(Kind::Query, "rate_limit = 20")
+            .unwrap_err()
+            .contains("`rate_limit` takes a string: `rate_limit = \"20/m\"`"));
+        assert!(parse(Kind::Job, r#"rate_limit = "20/m""#)
+            .unwrap_err()
+            .contains("unknown option `rate_limit`"));
+    }
+
+    #[test]
     fn unknown_option_lists_valid_ones() {
         let error = parse(Kind::Query, "pubic").unwrap_err();
         assert_eq!(
             error,
-            "unknown option `pubic` for #[forge::query]; valid options: public, unscoped, scope, cache, tables, timeout"
+            "unknown option `pubic` for #[forge::query]; valid options: public, unscoped, scope, cache, tables, timeout, rate_limit"
         );
         let error = parse(Kind::Job, "retry(attempts = 3)").unwrap_err();
         assert!(

@@ -17,11 +17,18 @@ pub struct SystemMigration {
 }
 
 /// Every system migration, by ascending version with no gaps.
-pub const SYSTEM_MIGRATIONS: &[SystemMigration] = &[SystemMigration {
-    version: 1,
-    name: "system_schema",
-    sql: include_str!("../schema/v001.sql"),
-}];
+pub const SYSTEM_MIGRATIONS: &[SystemMigration] = &[
+    SystemMigration {
+        version: 1,
+        name: "system_schema",
+        sql: include_str!("../schema/v001.sql"),
+    },
+    SystemMigration {
+        version: 3,
+        name: "rate_limits",
+        sql: include_str!("../schema/v003.sql"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

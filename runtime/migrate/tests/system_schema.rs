@@ -23,6 +23,7 @@ const TABLES: &[&str] = &[
     "forge_daemons",
     "forge_change_log",
     "forge_webhook_events",
+    "forge_rate_limits",
 ];
 
 /// NOTIFY's payload limit.

@@ -7,13 +7,13 @@ mod admin_cron;
 mod admin_jobs;
 mod admin_workflows;
 pub(crate) mod auth;
+pub(crate) mod browser;
 pub(crate) mod call;
-// Used by the live-session limits and bindings and the rate limits landing alongside.
-#[allow(dead_code)]
 pub(crate) mod client;
 mod envelope;
 mod health;
 mod mcp;
+pub(crate) mod rate_limit;
 mod replicas;
 mod rpc;
 mod webhook;
@@ -43,6 +43,8 @@ pub(crate) struct Gateway {
     pub webhooks: Arc<Webhooks>,
     /// `DATABASE_REPLICA_URLS`: where queries go while healthy.
     pub replicas: Replicas,
+    /// This node's share of the cluster's rate limits.
+    pub rate_limits: rate_limit::RateLimiter,
 }
 
 impl Gateway {
@@ -62,6 +64,7 @@ impl Gateway {
             verifier,
             webhooks,
             replicas,
+            rate_limits: Default::default(),
         })
     }
 }
@@ -81,6 +84,10 @@ pub(crate) async fn serve(shared: &Arc<Shared>, tasks: &mut JoinSet<()>) -> Resu
         .map_err(|e| Error::Internal(format!("cannot read the listening address: {e}")))?;
     let stop = shared.shutdown.clone();
     tasks.spawn(async move { replicas.probe_until(stop).await });
+    tasks.spawn(rate_limit::trim_until(
+        shared.primary.clone(),
+        shared.shutdown.clone(),
+    ));
     let router = router(shared.clone());
     let stop = shared.shutdown.clone();
     tasks.spawn(async move {
@@ -99,18 +106,19 @@ pub(crate) async fn serve(shared: &Arc<Shared>, tasks: &mut JoinSet<()>) -> Resu
 
 fn router(shared: Arc<Shared>) -> Router {
     let webhooks = shared.gateway.webhooks.clone();
-    let router = Router::new()
-        .route("/_api/rpc/{name}", post(rpc::call))
+    // What the generated clients call from a browser gets CORS; the rest does not.
+    let browser_api = Router::new().route("/_api/rpc/{name}", post(rpc::call));
+    #[cfg(feature = "realtime")]
+    let browser_api = browser_api.merge(crate::realtime::router());
+    let router = browser::cors(browser_api, &shared.config.cors_origins)
         .route("/_api/mcp", post(mcp::post))
         .route("/_api/health", get(health::health))
         .route("/_api/ready", get(health::ready))
         .nest("/_api/admin", admin::router());
-    #[cfg(feature = "realtime")]
-    let router = router.merge(crate::realtime::router());
-    router
+    let router = router
         .fallback(move |state, request| webhook::serve(webhooks.clone(), state, request))
         .layer(axum::extract::DefaultBodyLimit::max(
             shared.config.body_limit,
-        ))
-        .with_state(shared)
+        ));
+    browser::security_headers(router).with_state(shared)
 }

@@ -20,11 +20,12 @@
 //! panic at start-up.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::ALLOW;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::IntoResponse;
@@ -33,6 +34,7 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use super::call;
+use super::client::Client;
 use super::{RequestId, Response};
 use crate::context::{Base, WebhookContext, Writes};
 use crate::registry::{Registry, WebhookSignature};
@@ -169,6 +171,22 @@ pub(crate) async fn serve(
     };
     if parts.method != Method::POST {
         return (StatusCode::METHOD_NOT_ALLOWED, [(ALLOW, "POST")]).into_response();
+    }
+    // Limited per source IP before the body is even read.
+    if let Some(limit) = shared.config.webhook_rate_limit {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0);
+        let client = Client::from_parts(peer, &parts.headers, &shared.config.trusted_proxies);
+        let limiters = &shared.gateway.rate_limits;
+        if let Err(error) = limiters.webhook(&shared.primary, client.ip, limit).await {
+            return Response {
+                request_id,
+                result: Err(error),
+            }
+            .into_response();
+        }
     }
     let replayed = Arc::new(AtomicBool::new(false));
     let result = match axum::body::to_bytes(body, shared.config.body_limit).await {

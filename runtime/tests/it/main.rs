@@ -5,12 +5,14 @@
 
 mod common;
 
+mod browser;
 mod cron;
 mod daemons;
 mod jobs;
 mod leader;
 mod lifecycle;
 mod mcp;
+mod rate_limits;
 mod rpc;
 mod webhooks;
 mod workflows;
