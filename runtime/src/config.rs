@@ -69,6 +69,9 @@ pub struct Config {
     /// `FORGE_WEBHOOK_RATE_LIMIT` (`600/m`): webhook deliveries per source IP across all
     /// webhooks; unset: no such limit.
     pub webhook_rate_limit: Option<forge_attrs::RateLimit>,
+    /// `FORGE_HTTP_ALLOW`: host names and CIDRs `ctx.http()` may reach although they are not
+    /// public internet addresses (comma-separated); empty: public addresses only.
+    pub http_allow: crate::http::Allow,
 }
 
 const DEFAULT_ADDR: &str = "127.0.0.1:9081";
@@ -163,6 +166,16 @@ impl Config {
             retention: duration("FORGE_RETENTION", Duration::from_secs(7 * 24 * 3600))?,
             rate_limit: rate_limit("FORGE_RATE_LIMIT")?,
             webhook_rate_limit: rate_limit("FORGE_WEBHOOK_RATE_LIMIT")?,
+            http_allow: match lookup("FORGE_HTTP_ALLOW") {
+                None => Default::default(),
+                Some(text) => crate::http::Allow::parse(&text).map_err(|entry| {
+                    config_error(
+                        "FORGE_HTTP_ALLOW",
+                        &entry,
+                        "a host name such as billing.internal, an IP address or a CIDR such as 10.0.0.0/8",
+                    )
+                })?,
+            },
             #[cfg(feature = "gateway")]
             trusted_proxies: match lookup("FORGE_TRUSTED_PROXIES") {
                 None => Vec::new(),

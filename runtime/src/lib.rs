@@ -34,6 +34,7 @@ mod config;
 mod context;
 mod dispatch;
 mod error;
+pub mod http;
 mod node;
 pub mod registry;
 mod shared;
@@ -74,7 +75,7 @@ pub use context::{
 };
 pub use error::{Error, Result};
 pub use forge_macros::{cron, daemon, job, mcp_tool, model, mutation, query, webhook, workflow};
-pub use http::HeaderMap;
+pub use ::http::HeaderMap;
 pub use registry::Registry;
 pub use tx::Tx;
 

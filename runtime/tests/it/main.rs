@@ -8,6 +8,7 @@ mod common;
 mod browser;
 mod cron;
 mod daemons;
+mod http;
 mod jobs;
 mod leader;
 mod lifecycle;
