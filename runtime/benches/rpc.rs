@@ -83,7 +83,8 @@ fn options() -> Options {
             "--rounds" => options.rounds = number() as usize,
             "--only" if value == "forge" || value == "bare" => options.only = Some(value),
             "--rate-limit" => {
-                options.rate_limit = Some(RateLimit::parse(&value).unwrap_or_else(|e| panic!("{e}")))
+                options.rate_limit =
+                    Some(RateLimit::parse(&value).unwrap_or_else(|e| panic!("{e}")))
             }
             _ => panic!(
                 "unknown option {flag}; options: --rows --pool --connections --warmup \

@@ -151,7 +151,9 @@ pub struct Client {
 
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client").field("allow", &self.allow).finish()
+        f.debug_struct("Client")
+            .field("allow", &self.allow)
+            .finish()
     }
 }
 
@@ -342,37 +344,37 @@ pub fn is_public(ip: IpAddr) -> bool {
 static NON_PUBLIC: LazyLock<Vec<IpNet>> = LazyLock::new(|| {
     [
         // IPv4 (RFC 6890 and successors).
-        "0.0.0.0/8",          // "this network", unspecified
-        "10.0.0.0/8",         // private
-        "100.64.0.0/10",      // shared address space (CGNAT)
-        "127.0.0.0/8",        // loopback
-        "169.254.0.0/16",     // link-local (cloud metadata services live here)
-        "172.16.0.0/12",      // private
-        "192.0.0.0/24",       // IETF protocol assignments
-        "192.0.2.0/24",       // documentation (TEST-NET-1)
-        "192.88.99.0/24",     // 6to4 relay anycast
-        "192.168.0.0/16",     // private
-        "198.18.0.0/15",      // benchmarking
-        "198.51.100.0/24",    // documentation (TEST-NET-2)
-        "203.0.113.0/24",     // documentation (TEST-NET-3)
-        "224.0.0.0/4",        // multicast
-        "240.0.0.0/4",        // reserved, and 255.255.255.255 broadcast
+        "0.0.0.0/8",       // "this network", unspecified
+        "10.0.0.0/8",      // private
+        "100.64.0.0/10",   // shared address space (CGNAT)
+        "127.0.0.0/8",     // loopback
+        "169.254.0.0/16",  // link-local (cloud metadata services live here)
+        "172.16.0.0/12",   // private
+        "192.0.0.0/24",    // IETF protocol assignments
+        "192.0.2.0/24",    // documentation (TEST-NET-1)
+        "192.88.99.0/24",  // 6to4 relay anycast
+        "192.168.0.0/16",  // private
+        "198.18.0.0/15",   // benchmarking
+        "198.51.100.0/24", // documentation (TEST-NET-2)
+        "203.0.113.0/24",  // documentation (TEST-NET-3)
+        "224.0.0.0/4",     // multicast
+        "240.0.0.0/4",     // reserved, and 255.255.255.255 broadcast
         // IPv6.
-        "::/128",             // unspecified
-        "::1/128",            // loopback
-        "::/96",              // IPv4-compatible (deprecated)
-        "::ffff:0:0/96",      // IPv4-mapped
-        "64:ff9b::/96",       // NAT64
-        "64:ff9b:1::/48",     // local-use NAT64
-        "100::/64",           // discard-only
-        "2001::/23",          // IETF protocol assignments (Teredo 2001::/32 among them)
-        "2001:db8::/32",      // documentation
-        "2002::/16",          // 6to4
-        "3fff::/20",          // documentation
-        "fc00::/7",           // unique local
-        "fe80::/10",          // link-local
-        "fec0::/10",          // site-local (deprecated)
-        "ff00::/8",           // multicast
+        "::/128",         // unspecified
+        "::1/128",        // loopback
+        "::/96",          // IPv4-compatible (deprecated)
+        "::ffff:0:0/96",  // IPv4-mapped
+        "64:ff9b::/96",   // NAT64
+        "64:ff9b:1::/48", // local-use NAT64
+        "100::/64",       // discard-only
+        "2001::/23",      // IETF protocol assignments (Teredo 2001::/32 among them)
+        "2001:db8::/32",  // documentation
+        "2002::/16",      // 6to4
+        "3fff::/20",      // documentation
+        "fc00::/7",       // unique local
+        "fe80::/10",      // link-local
+        "fec0::/10",      // site-local (deprecated)
+        "ff00::/8",       // multicast
     ]
     .iter()
     .map(|net| net.parse().expect("the list holds valid networks"))
@@ -469,7 +471,10 @@ mod tests {
             allow.check("other", ip("192.168.1.6")),
             Err(Error::Blocked { .. })
         ));
-        assert_eq!(Allow::parse("ok.test, not a host"), Err("not a host".into()));
+        assert_eq!(
+            Allow::parse("ok.test, not a host"),
+            Err("not a host".into())
+        );
     }
 
     #[test]

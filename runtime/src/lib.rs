@@ -66,6 +66,7 @@ pub mod testing;
 #[cfg(feature = "workflows")]
 mod workflows;
 
+pub use ::http::HeaderMap;
 pub use app::{App, Running};
 pub use auth::Auth;
 pub use config::Config;
@@ -75,7 +76,6 @@ pub use context::{
 };
 pub use error::{Error, Result};
 pub use forge_macros::{cron, daemon, job, mcp_tool, model, mutation, query, webhook, workflow};
-pub use ::http::HeaderMap;
 pub use registry::Registry;
 pub use tx::Tx;
 

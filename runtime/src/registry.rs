@@ -158,6 +158,19 @@ pub enum WebhookSignature {
         header: &'static str,
         secret_env: &'static str,
     },
+    /// `Stripe-Signature: t=…,v1=…` over `"<t>.<body>"`, `t` within `tolerance_ms` of now.
+    Stripe {
+        secret_env: &'static str,
+        tolerance_ms: u64,
+    },
+    /// `X-Hub-Signature-256: sha256=…` over the body.
+    Github { secret_env: &'static str },
+    /// `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,…` over
+    /// `"<id>.<timestamp>.<body>"` with a `whsec_` secret, within `tolerance_ms` of now.
+    StandardWebhooks {
+        secret_env: &'static str,
+        tolerance_ms: u64,
+    },
 }
 
 /// What handlers without arguments decode: `{}` is the only valid `args`.

@@ -73,7 +73,9 @@
 //! forge::registry::DaemonMode { LeaderElected, Replicated }
 //! forge::registry::WebhookDef { name: &str, module: &str, path: &str,
 //!     signature: Option<WebhookSignature>, idempotency_header: Option<&str> }
-//! forge::registry::WebhookSignature { HmacSha256 { header: &str, secret_env: &str } }
+//! forge::registry::WebhookSignature { HmacSha256 { header: &str, secret_env: &str },
+//!     Stripe { secret_env: &str, tolerance_ms: u64 }, Github { secret_env: &str },
+//!     StandardWebhooks { secret_env: &str, tolerance_ms: u64 } }
 //! ```
 //!
 //! `name` is the name the handler is registered and called by, `module` its crate-relative
@@ -808,6 +810,40 @@ fn webhook_def(common: TokenStream, options: &WebhookOptions, leaves: &mut Leave
                 Some(forge::registry::WebhookSignature::HmacSha256 {
                     header: #header,
                     secret_env: #secret_env,
+                })
+            }
+        }
+        Some(WebhookSignature::Stripe {
+            secret_env,
+            tolerance_ms,
+        }) => {
+            let secret_env = leaves.str(secret_env);
+            let tolerance_ms = int(*tolerance_ms);
+            quote! {
+                Some(forge::registry::WebhookSignature::Stripe {
+                    secret_env: #secret_env,
+                    tolerance_ms: #tolerance_ms,
+                })
+            }
+        }
+        Some(WebhookSignature::Github { secret_env }) => {
+            let secret_env = leaves.str(secret_env);
+            quote! {
+                Some(forge::registry::WebhookSignature::Github {
+                    secret_env: #secret_env,
+                })
+            }
+        }
+        Some(WebhookSignature::StandardWebhooks {
+            secret_env,
+            tolerance_ms,
+        }) => {
+            let secret_env = leaves.str(secret_env);
+            let tolerance_ms = int(*tolerance_ms);
+            quote! {
+                Some(forge::registry::WebhookSignature::StandardWebhooks {
+                    secret_env: #secret_env,
+                    tolerance_ms: #tolerance_ms,
                 })
             }
         }

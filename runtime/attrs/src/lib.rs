@@ -17,5 +17,6 @@ pub use kind::Kind;
 pub use options::{
     Backoff, CronOptions, DaemonMode, DaemonOptions, Idempotency, JobOptions, McpToolOptions,
     ModelOptions, MutationOptions, Options, QueryOptions, RateLimit, RetryOptions, Schedule,
-    WebhookOptions, WebhookSignature, WorkflowOptions, DEFAULT_WORKFLOW_VERSION,
+    WebhookOptions, WebhookSignature, WorkflowOptions, DEFAULT_WEBHOOK_TOLERANCE_MS,
+    DEFAULT_WORKFLOW_VERSION,
 };

@@ -259,7 +259,27 @@ pub enum WebhookSignature {
     /// The header carries the hex HMAC-SHA256 of the raw body under the secret held in the
     /// environment variable `secret_env`.
     HmacSha256 { header: String, secret_env: String },
+    /// Stripe's scheme: `Stripe-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of
+    /// "<t>.<body>">`, refused when `t` is further than `tolerance_ms` from now.
+    Stripe {
+        secret_env: String,
+        tolerance_ms: u64,
+    },
+    /// GitHub's scheme: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>` (GitHub
+    /// signs no timestamp: key idempotency on `X-GitHub-Delivery` against replays).
+    Github { secret_env: String },
+    /// Standard Webhooks (as Svix sends): `webhook-id`, `webhook-timestamp` and
+    /// `webhook-signature: v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">`, with the
+    /// secret `whsec_<base64 key>`; refused outside `tolerance_ms`.
+    StandardWebhooks {
+        secret_env: String,
+        tolerance_ms: u64,
+    },
 }
+
+/// How far a signed timestamp may be from now unless `tolerance` says otherwise (5 min,
+/// what Stripe and Standard Webhooks recommend).
+pub const DEFAULT_WEBHOOK_TOLERANCE_MS: u64 = 300_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "source", rename_all = "snake_case")]

@@ -67,9 +67,19 @@ async fn loopback_is_refused_as_a_literal_and_as_a_name() {
         .build()
         .unwrap();
     let port = addr.port();
-    let (host, ip) = blocked(client.get(format!("http://127.0.0.1:{port}/hello")).send().await);
+    let (host, ip) = blocked(
+        client
+            .get(format!("http://127.0.0.1:{port}/hello"))
+            .send()
+            .await,
+    );
     assert_eq!((host.as_str(), ip), ("127.0.0.1", addr.ip()));
-    let (host, ip) = blocked(client.get(format!("http://loopback.test:{port}/hello")).send().await);
+    let (host, ip) = blocked(
+        client
+            .get(format!("http://loopback.test:{port}/hello"))
+            .send()
+            .await,
+    );
     assert_eq!((host.as_str(), ip), ("loopback.test", addr.ip()));
     // IPv6 spellings of loopback, and the unspecified address (which connects locally).
     for url in [
@@ -126,7 +136,11 @@ async fn allowed_hosts_pass_and_their_redirects_are_checked_again() {
             .await,
     );
     assert_eq!(host, "internal.test");
-    assert_eq!(hits.load(Ordering::SeqCst), 5, "only the redirecting requests arrived");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        5,
+        "only the redirecting requests arrived"
+    );
 
     // A network in the list lets its addresses through whatever the name.
     let by_net = Client::new(Allow::parse("127.0.0.0/8").unwrap()).unwrap();

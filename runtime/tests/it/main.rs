@@ -15,5 +15,6 @@ mod lifecycle;
 mod mcp;
 mod rate_limits;
 mod rpc;
+mod webhook_providers;
 mod webhooks;
 mod workflows;
