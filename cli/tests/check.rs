@@ -33,7 +33,7 @@ fn clean_after_generate_and_stale_before() {
     let clean = forge(project.path(), &["check"]);
     assert_eq!(clean.status.code(), Some(0));
     assert!(
-        stderr(&clean).contains("forge check: no problems in 17 handlers"),
+        stderr(&clean).contains("forge check: no problems in 20 handlers"),
         "{}",
         stderr(&clean)
     );

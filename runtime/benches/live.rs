@@ -76,6 +76,7 @@ fn register(registry: &mut Registry) {
             cache_ms: None,
             timeout_ms: None,
             tables_read: &["bench_live"],
+            rate_limit: None,
         },
         |ctx: QueryContext, args| async move {
             RUNS.fetch_add(1, Ordering::Relaxed);

@@ -26,7 +26,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, Request, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
-use forge::registry::{decode_args, QueryDef};
+use forge::registry::{decode_args, QueryDef, RateLimit};
 use forge::testing::{config, TestDatabase};
 use forge::{App, QueryContext, Registry};
 use http_body_util::{BodyExt as _, Full};
@@ -51,6 +51,9 @@ struct Options {
     only: Option<String>,
     /// Compare HS256 and RS256 bearer tokens on the forge node instead of forge and bare.
     tokens: bool,
+    /// `--rate-limit 1000000/m`: the handler's `rate_limit` and `FORGE_RATE_LIMIT` (the
+    /// load is anonymous, from one address), to measure limits that are not exceeded.
+    rate_limit: Option<RateLimit>,
 }
 
 fn options() -> Options {
@@ -63,6 +66,7 @@ fn options() -> Options {
         rounds: 3,
         only: None,
         tokens: false,
+        rate_limit: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -87,9 +91,13 @@ fn options() -> Options {
             "--rounds" => options.rounds = number() as usize,
             "--only" if value == "forge" || value == "bare" => options.only = Some(value),
             "--tokens" => options.tokens = number() != 0,
+            "--rate-limit" => {
+                options.rate_limit =
+                    Some(RateLimit::parse(&value).unwrap_or_else(|e| panic!("{e}")))
+            }
             _ => panic!(
                 "unknown option {flag}; options: --rows --pool --connections --warmup \
-                 --duration (seconds) --rounds --only forge|bare --tokens 0|1"
+                 --duration (seconds) --rounds --only forge|bare --rate-limit N/unit --tokens 0|1"
             ),
         }
     }
@@ -121,7 +129,7 @@ fn item((id, name, price, created_at): Row) -> Item {
 }
 
 /// The handler as the generated glue registers it.
-fn register(registry: &mut Registry) {
+fn register(registry: &mut Registry, rate_limit: Option<RateLimit>) {
     registry.query(
         QueryDef {
             name: NAME,
@@ -131,6 +139,7 @@ fn register(registry: &mut Registry) {
             cache_ms: None,
             timeout_ms: None,
             tables_read: &["bench_items"],
+            rate_limit,
         },
         |ctx: QueryContext, args| async move {
             let Args { id } = decode_args(args)?;
@@ -412,20 +421,27 @@ fn main() {
         config.poll_interval = Duration::from_secs(1);
         config.leader_lease = Duration::from_secs(15);
         config.job_lease = Duration::from_secs(30);
-        let node = App::new(config).register(register).start().await.unwrap();
+        config.rate_limit = options.rate_limit;
+        let rate_limit = options.rate_limit;
+        let node = App::new(config)
+            .register(move |registry| register(registry, rate_limit))
+            .start()
+            .await
+            .unwrap();
         let (bare, bare_pool) = start_bare(db.url(), options.pool).await;
         same_answers(node.addr(), bare).await;
         (db, node.addr(), bare, node, bare_pool)
     });
 
     eprintln!(
-        "one-row query over {} rows; pool {}; {} connections; {}s warm-up + {}s per run; {} cores",
+        "one-row query over {} rows; pool {}; {} connections; {}s warm-up + {}s per run; {} cores; rate limit {:?}",
         options.rows,
         options.pool,
         options.connections,
         options.warmup.as_secs(),
         options.duration.as_secs(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
+        options.rate_limit,
     );
     let report = |label: &str, run: &Run| {
         eprintln!(

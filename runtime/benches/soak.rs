@@ -74,6 +74,7 @@ struct Args {
 fn register(registry: &mut Registry) {
     registry.query(
         QueryDef {
+            rate_limit: None,
             name: "feed",
             module: "soak",
             public: true,
@@ -93,6 +94,7 @@ fn register(registry: &mut Registry) {
     );
     registry.query(
         QueryDef {
+            rate_limit: None,
             name: "get",
             module: "soak",
             public: true,

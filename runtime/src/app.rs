@@ -90,6 +90,8 @@ impl App {
         // Webhook secrets are read once, before anything else starts.
         #[cfg(feature = "gateway")]
         let gateway = crate::gateway::Gateway::new(&config, &registry)?;
+        let http = crate::http::Client::new(config.http_allow.clone())
+            .map_err(|e| Error::Internal(e.to_string()))?;
         let url = match &config.database_url {
             Some(url) => url.clone(),
             None => {
@@ -148,6 +150,7 @@ impl App {
             registry,
             node_id,
             shutdown: CancellationToken::new(),
+            http,
             calls: TaskTracker::new(),
             #[cfg(any(feature = "jobs", feature = "realtime"))]
             listener: crate::listener::Listener::new(),

@@ -98,6 +98,19 @@ pub struct Config {
     /// addresses, comma-separated); empty: the socket peer is the client.
     #[cfg(feature = "gateway")]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `FORGE_CORS_ORIGINS`: origins (`https://app.example.com`, comma-separated) whose
+    /// browsers may call RPC and the live-query endpoints; empty: no CORS headers at all.
+    #[cfg(feature = "gateway")]
+    pub cors_origins: Vec<axum::http::HeaderValue>,
+    /// `FORGE_RATE_LIMIT` (`300/m`): RPC calls without a user, per client IP across all
+    /// handlers; unset: no such limit.
+    pub rate_limit: Option<forge_attrs::RateLimit>,
+    /// `FORGE_WEBHOOK_RATE_LIMIT` (`600/m`): webhook deliveries per source IP across all
+    /// webhooks; unset: no such limit.
+    pub webhook_rate_limit: Option<forge_attrs::RateLimit>,
+    /// `FORGE_HTTP_ALLOW`: host names and CIDRs `ctx.http()` may reach although they are not
+    /// public internet addresses (comma-separated); empty: public addresses only.
+    pub http_allow: crate::http::Allow,
 }
 
 const DEFAULT_ADDR: &str = "127.0.0.1:9081";
@@ -144,6 +157,15 @@ impl Config {
                     .map(Duration::from_millis)
                     .map_err(|_| config_error(key, &text, "a duration such as 500ms, 30s or 5m")),
             }
+        };
+        let rate_limit = |key: &str| -> Result<Option<forge_attrs::RateLimit>> {
+            lookup(key)
+                .map(|text| {
+                    forge_attrs::RateLimit::parse(&text).map_err(|_| {
+                        config_error(key, &text, "a rate such as 300/m (units s, m, h)")
+                    })
+                })
+                .transpose()
         };
         let migrate = match lookup("FORGE_MIGRATE").as_deref() {
             None | Some("true") | Some("1") => true,
@@ -198,6 +220,18 @@ impl Config {
             ready_interval: duration("FORGE_READY_INTERVAL", Duration::from_secs(2))?,
             mcp_max_batch: number("FORGE_MCP_MAX_BATCH", 32)? as usize,
             retention: duration("FORGE_RETENTION", Duration::from_secs(7 * 24 * 3600))?,
+            rate_limit: rate_limit("FORGE_RATE_LIMIT")?,
+            webhook_rate_limit: rate_limit("FORGE_WEBHOOK_RATE_LIMIT")?,
+            http_allow: match lookup("FORGE_HTTP_ALLOW") {
+                None => Default::default(),
+                Some(text) => crate::http::Allow::parse(&text).map_err(|entry| {
+                    config_error(
+                        "FORGE_HTTP_ALLOW",
+                        &entry,
+                        "a host name such as billing.internal, an IP address or a CIDR such as 10.0.0.0/8",
+                    )
+                })?,
+            },
             #[cfg(feature = "gateway")]
             trusted_proxies: match lookup("FORGE_TRUSTED_PROXIES") {
                 None => Vec::new(),
@@ -210,6 +244,17 @@ impl Config {
                         )
                     })?
                 }
+            },
+            #[cfg(feature = "gateway")]
+            cors_origins: match lookup("FORGE_CORS_ORIGINS") {
+                None => Vec::new(),
+                Some(text) => crate::gateway::browser::parse_origins(&text).map_err(|entry| {
+                    config_error(
+                        "FORGE_CORS_ORIGINS",
+                        &entry,
+                        "an origin such as https://app.example.com (scheme, host and port only)",
+                    )
+                })?,
             },
         })
     }
@@ -283,6 +328,13 @@ mod tests {
         );
         let error = config(&[("FORGE_MIGRATE", "maybe")], None).unwrap_err();
         assert!(error.to_string().contains("FORGE_MIGRATE"), "{error}");
+        let error = config(&[("FORGE_RATE_LIMIT", "300/min")], None).unwrap_err();
+        assert!(
+            error.to_string().contains("FORGE_RATE_LIMIT=\"300/min\""),
+            "{error}"
+        );
+        let error = config(&[("FORGE_CORS_ORIGINS", "https://a.test/app")], None).unwrap_err();
+        assert!(error.to_string().contains("FORGE_CORS_ORIGINS"), "{error}");
     }
 
     #[test]

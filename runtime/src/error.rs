@@ -29,6 +29,13 @@ pub enum Error {
     /// Too many requests (429).
     #[error("{0}")]
     RateLimited(String),
+    /// Over a rate limit (429), with how long until a call may pass again: the response
+    /// carries `Retry-After` and `details.retry_after_ms`.
+    #[error("{message}")]
+    Throttled {
+        message: String,
+        retry_after_ms: u64,
+    },
     /// The handler ran out of time (504).
     #[error("{0}")]
     Timeout(String),
@@ -55,7 +62,7 @@ impl Error {
             Error::Unauthorized(_) => "UNAUTHORIZED",
             Error::Forbidden(_) => "FORBIDDEN",
             Error::NotFound(_) | Error::Database(sqlx::Error::RowNotFound) => "NOT_FOUND",
-            Error::RateLimited(_) => "RATE_LIMITED",
+            Error::RateLimited(_) | Error::Throttled { .. } => "RATE_LIMITED",
             Error::Timeout(_) | Error::RequestTimeout(_) => "TIMEOUT",
             Error::Internal(_) | Error::Database(_) | Error::Json(_) | Error::Other(_) => {
                 "INTERNAL_ERROR"
@@ -101,6 +108,14 @@ impl Error {
         self.code() == "INTERNAL_ERROR"
     }
 
+    /// For [`Error::Throttled`], the `Retry-After` header's value: whole seconds, rounded up.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Error::Throttled { retry_after_ms, .. } => Some(retry_after_ms.div_ceil(1000)),
+            _ => None,
+        }
+    }
+
     /// The `error` object of the wire envelope.
     pub fn to_wire(&self) -> Value {
         let message = match self {
@@ -113,6 +128,9 @@ impl Error {
         };
         let details = match (self, self.rejected_data()) {
             (Error::InvalidField { field, .. }, _) => json!({ "field": field }),
+            (Error::Throttled { retry_after_ms, .. }, _) => {
+                json!({ "retry_after_ms": retry_after_ms })
+            }
             (_, Some(error)) => match error.constraint() {
                 Some(constraint) => json!({ "constraint": constraint }),
                 None => Value::Null,
@@ -148,6 +166,18 @@ mod tests {
     fn a_missing_row_is_not_found() {
         let error = Error::from(sqlx::Error::RowNotFound);
         assert_eq!((error.code(), error.status()), ("NOT_FOUND", 404));
+    }
+
+    #[test]
+    fn throttled_calls_say_when_to_retry() {
+        let error = Error::Throttled {
+            message: "too many calls".into(),
+            retry_after_ms: 1_200,
+        };
+        assert_eq!((error.code(), error.status()), ("RATE_LIMITED", 429));
+        assert_eq!(error.retry_after_secs(), Some(2));
+        assert_eq!(error.to_wire()["details"], json!({"retry_after_ms": 1_200}));
+        assert_eq!(Error::RateLimited("x".into()).retry_after_secs(), None);
     }
 
     #[test]

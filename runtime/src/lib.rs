@@ -69,6 +69,7 @@ mod config;
 mod context;
 mod dispatch;
 mod error;
+pub mod http;
 mod node;
 pub mod registry;
 mod shared;
@@ -108,6 +109,7 @@ pub mod testing;
 #[cfg(feature = "workflows")]
 mod workflows;
 
+pub use ::http::HeaderMap;
 pub use app::{App, Running};
 pub use auth::Auth;
 pub use config::Config;
@@ -117,7 +119,6 @@ pub use context::{
 };
 pub use error::{Error, Result};
 pub use forge_macros::{cron, daemon, job, mcp_tool, model, mutation, query, webhook, workflow};
-pub use http::HeaderMap;
 #[cfg(feature = "realtime")]
 pub use realtime::LiveStats;
 pub use registry::Registry;

@@ -20,6 +20,10 @@ use crate::context::{
 };
 use crate::{Error, Result};
 
+/// `rate_limit = "20/m"` on a query, mutation or MCP tool: at most `count` calls per
+/// `per_ms` milliseconds for each caller (the user, else the client IP).
+pub use forge_attrs::RateLimit;
+
 #[derive(Debug, Clone, Copy)]
 pub struct QueryDef {
     pub name: &'static str,
@@ -29,6 +33,7 @@ pub struct QueryDef {
     pub cache_ms: Option<u64>,
     pub timeout_ms: Option<u64>,
     pub tables_read: &'static [&'static str],
+    pub rate_limit: Option<RateLimit>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -39,6 +44,7 @@ pub struct MutationDef {
     pub public: bool,
     pub timeout_ms: Option<u64>,
     pub tables_written: &'static [&'static str],
+    pub rate_limit: Option<RateLimit>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -51,6 +57,7 @@ pub struct McpToolDef {
     /// The JSON text of the JSON Schema (draft 2020-12) of the tool's `args` object,
     /// self-contained: what `tools/list` sends as `inputSchema`.
     pub input_schema: &'static str,
+    pub rate_limit: Option<RateLimit>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -150,6 +157,19 @@ pub enum WebhookSignature {
     HmacSha256 {
         header: &'static str,
         secret_env: &'static str,
+    },
+    /// `Stripe-Signature: t=…,v1=…` over `"<t>.<body>"`, `t` within `tolerance_ms` of now.
+    Stripe {
+        secret_env: &'static str,
+        tolerance_ms: u64,
+    },
+    /// `X-Hub-Signature-256: sha256=…` over the body.
+    Github { secret_env: &'static str },
+    /// `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,…` over
+    /// `"<id>.<timestamp>.<body>"` with a `whsec_` secret, within `tolerance_ms` of now.
+    StandardWebhooks {
+        secret_env: &'static str,
+        tolerance_ms: u64,
     },
 }
 

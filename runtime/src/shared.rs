@@ -26,6 +26,8 @@ pub(crate) struct Shared {
     pub node_id: Uuid,
     /// Cancelled when the node starts shutting down.
     pub shutdown: CancellationToken,
+    /// Every context's `http()`: outbound HTTP that refuses non-public addresses.
+    pub http: crate::http::Client,
     /// Handler calls in flight (RPC and webhooks, with the gateway), drained at shutdown.
     pub calls: TaskTracker,
 }

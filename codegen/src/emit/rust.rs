@@ -51,11 +51,15 @@
 //!     // crates need no serde dependency of their own.
 //!
 //! forge::registry::QueryDef { name: &str, module: &str, public: bool, unscoped: bool,
-//!     cache_ms: Option<u64>, timeout_ms: Option<u64>, tables_read: &[&str] }
+//!     cache_ms: Option<u64>, timeout_ms: Option<u64>, tables_read: &[&str],
+//!     rate_limit: Option<RateLimit> }
 //! forge::registry::MutationDef { name: &str, module: &str, transactional: bool,
-//!     public: bool, timeout_ms: Option<u64>, tables_written: &[&str] }
+//!     public: bool, timeout_ms: Option<u64>, tables_written: &[&str],
+//!     rate_limit: Option<RateLimit> }
 //! forge::registry::McpToolDef { name: &str, module: &str, title: Option<&str>,
-//!     description: Option<&str>, read_only: bool, input_schema: &str }
+//!     description: Option<&str>, read_only: bool, input_schema: &str,
+//!     rate_limit: Option<RateLimit> }
+//! forge::registry::RateLimit { count: u32, per_ms: u64 }
 //! forge::registry::JobDef { name: &str, module: &str, retry: Retry,
 //!     timeout_ms: Option<u64>, queue: &str, priority: i32 }
 //! forge::registry::Retry { max_attempts: u32, backoff: Backoff, base_ms: u64, max_ms: u64 }
@@ -69,7 +73,9 @@
 //! forge::registry::DaemonMode { LeaderElected, Replicated }
 //! forge::registry::WebhookDef { name: &str, module: &str, path: &str,
 //!     signature: Option<WebhookSignature>, idempotency_header: Option<&str> }
-//! forge::registry::WebhookSignature { HmacSha256 { header: &str, secret_env: &str } }
+//! forge::registry::WebhookSignature { HmacSha256 { header: &str, secret_env: &str },
+//!     Stripe { secret_env: &str, tolerance_ms: u64 }, Github { secret_env: &str },
+//!     StandardWebhooks { secret_env: &str, tolerance_ms: u64 } }
 //! ```
 //!
 //! `name` is the name the handler is registered and called by, `module` its crate-relative
@@ -120,7 +126,7 @@ use std::sync::Arc;
 
 use forge_attrs::{
     Backoff, CronOptions, DaemonMode, DaemonOptions, Idempotency, JobOptions, McpToolOptions,
-    MutationOptions, Options, QueryOptions, Schedule, WebhookOptions, WebhookSignature,
+    MutationOptions, Options, QueryOptions, RateLimit, Schedule, WebhookOptions, WebhookSignature,
     WorkflowOptions,
 };
 use proc_macro2::{Ident, Literal, Span, TokenStream};
@@ -677,6 +683,7 @@ fn query_def(
     let cache_ms = opt_int(options.cache_ms);
     let timeout_ms = opt_int(options.timeout_ms);
     let tables_read = leaves.strs(handler.tables_read.iter().map(String::as_str));
+    let rate_limit = rate_limit(options.rate_limit);
     quote! {
         forge::registry::QueryDef {
             #common
@@ -685,6 +692,7 @@ fn query_def(
             cache_ms: #cache_ms,
             timeout_ms: #timeout_ms,
             tables_read: #tables_read,
+            rate_limit: #rate_limit,
         }
     }
 }
@@ -702,6 +710,7 @@ fn mutation_def(
     } = options;
     let timeout_ms = opt_int(options.timeout_ms);
     let tables_written = leaves.strs(handler.tables_written.iter().map(String::as_str));
+    let rate_limit = rate_limit(options.rate_limit);
     quote! {
         forge::registry::MutationDef {
             #common
@@ -709,6 +718,7 @@ fn mutation_def(
             public: #public,
             timeout_ms: #timeout_ms,
             tables_written: #tables_written,
+            rate_limit: #rate_limit,
         }
     }
 }
@@ -723,6 +733,7 @@ fn mcp_tool_def(
     let description = opt_str(target.handler.doc.as_deref(), leaves);
     let read_only = options.read_only;
     let input_schema = leaves.str(target.input_schema.as_deref().unwrap_or("{}"));
+    let rate_limit = rate_limit(options.rate_limit);
     quote! {
         forge::registry::McpToolDef {
             #common
@@ -730,6 +741,7 @@ fn mcp_tool_def(
             description: #description,
             read_only: #read_only,
             input_schema: #input_schema,
+            rate_limit: #rate_limit,
         }
     }
 }
@@ -798,6 +810,40 @@ fn webhook_def(common: TokenStream, options: &WebhookOptions, leaves: &mut Leave
                 Some(forge::registry::WebhookSignature::HmacSha256 {
                     header: #header,
                     secret_env: #secret_env,
+                })
+            }
+        }
+        Some(WebhookSignature::Stripe {
+            secret_env,
+            tolerance_ms,
+        }) => {
+            let secret_env = leaves.str(secret_env);
+            let tolerance_ms = int(*tolerance_ms);
+            quote! {
+                Some(forge::registry::WebhookSignature::Stripe {
+                    secret_env: #secret_env,
+                    tolerance_ms: #tolerance_ms,
+                })
+            }
+        }
+        Some(WebhookSignature::Github { secret_env }) => {
+            let secret_env = leaves.str(secret_env);
+            quote! {
+                Some(forge::registry::WebhookSignature::Github {
+                    secret_env: #secret_env,
+                })
+            }
+        }
+        Some(WebhookSignature::StandardWebhooks {
+            secret_env,
+            tolerance_ms,
+        }) => {
+            let secret_env = leaves.str(secret_env);
+            let tolerance_ms = int(*tolerance_ms);
+            quote! {
+                Some(forge::registry::WebhookSignature::StandardWebhooks {
+                    secret_env: #secret_env,
+                    tolerance_ms: #tolerance_ms,
                 })
             }
         }
@@ -873,6 +919,17 @@ fn signed(value: i32) -> TokenStream {
         quote!(-#magnitude)
     } else {
         quote!(#magnitude)
+    }
+}
+
+fn rate_limit(value: Option<RateLimit>) -> TokenStream {
+    match value {
+        Some(RateLimit { count, per_ms }) => {
+            let count = int(count.into());
+            let per_ms = int(per_ms);
+            quote!(Some(forge::registry::RateLimit { count: #count, per_ms: #per_ms }))
+        }
+        None => quote!(None),
     }
 }
 

@@ -45,8 +45,16 @@ pub fn parse_options(kind: Kind, args: TokenStream) -> syn::Result<Options> {
 /// The option names each attribute accepts, as listed in error messages.
 fn valid_options(kind: Kind) -> &'static [&'static str] {
     match kind {
-        Kind::Query => &["public", "unscoped", "scope", "cache", "tables", "timeout"],
-        Kind::Mutation => &["transactional", "public", "timeout"],
+        Kind::Query => &[
+            "public",
+            "unscoped",
+            "scope",
+            "cache",
+            "tables",
+            "timeout",
+            "rate_limit",
+        ],
+        Kind::Mutation => &["transactional", "public", "timeout", "rate_limit"],
         Kind::Job => &["retry", "timeout", "queue", "priority"],
         Kind::Cron => &[
             "\"<cron expression>\"",
@@ -58,8 +66,8 @@ fn valid_options(kind: Kind) -> &'static [&'static str] {
         ],
         Kind::Workflow => &["name", "version", "active", "timeout"],
         Kind::Daemon => &["leader_elected", "replicated", "restart"],
-        Kind::Webhook => &["path", "signature", "idempotency"],
-        Kind::McpTool => &["name", "title", "read_only"],
+        Kind::Webhook => &["path", "signature", "tolerance", "idempotency"],
+        Kind::McpTool => &["name", "title", "read_only", "rate_limit"],
         Kind::Model => &["table"],
     }
 }
@@ -197,6 +205,12 @@ fn duration(meta: &Meta, name: &str) -> syn::Result<u64> {
         .map_err(|message| syn::Error::new(literal.span(), format!("`{name}`: {message}")))
 }
 
+fn rate_limit(meta: &Meta) -> syn::Result<RateLimit> {
+    let literal = string(meta, "rate_limit", "\"20/m\"")?;
+    RateLimit::parse(&literal.value())
+        .map_err(|message| syn::Error::new(literal.span(), format!("`rate_limit`: {message}")))
+}
+
 fn integer<T: std::str::FromStr>(meta: &Meta, name: &str, example: &str) -> syn::Result<T>
 where
     T::Err: std::fmt::Display,
@@ -251,6 +265,7 @@ fn query(reader: &mut Reader, metas: Vec<Meta>) -> syn::Result<QueryOptions> {
             "cache" => options.cache_ms = Some(duration(meta, "cache")?),
             "tables" => options.tables = tables(meta)?,
             "timeout" => options.timeout_ms = Some(duration(meta, "timeout")?),
+            "rate_limit" => options.rate_limit = Some(rate_limit(meta)?),
             _ => unreachable!("every valid query option is handled"),
         }
     }
@@ -291,6 +306,7 @@ fn mutation(reader: &mut Reader, metas: Vec<Meta>) -> syn::Result<MutationOption
             "transactional" => options.transactional = flag(meta, "transactional")?,
             "public" => options.public = flag(meta, "public")?,
             "timeout" => options.timeout_ms = Some(duration(meta, "timeout")?),
+            "rate_limit" => options.rate_limit = Some(rate_limit(meta)?),
             _ => unreachable!("every valid mutation option is handled"),
         }
     }
@@ -471,6 +487,7 @@ fn daemon(reader: &mut Reader, metas: Vec<Meta>) -> syn::Result<DaemonOptions> {
 fn webhook(reader: &mut Reader, metas: Vec<Meta>) -> syn::Result<WebhookOptions> {
     let mut path = None;
     let mut signature = None;
+    let mut tolerance = None;
     let mut idempotency = None;
     for meta in &metas {
         match reader.name(meta)?.as_str() {
@@ -486,6 +503,7 @@ fn webhook(reader: &mut Reader, metas: Vec<Meta>) -> syn::Result<WebhookOptions>
                 path = Some(value);
             }
             "signature" => signature = Some(webhook_signature(meta)?),
+            "tolerance" => tolerance = Some((duration(meta, "tolerance")?, meta.span())),
             "idempotency" => {
                 let literal = string(meta, "idempotency", "\"header:Idempotency-Key\"")?;
                 let value = literal.value();
@@ -512,6 +530,23 @@ fn webhook(reader: &mut Reader, metas: Vec<Meta>) -> syn::Result<WebhookOptions>
             "#[forge::webhook] needs a path: `#[forge::webhook(path = \"/hooks/stripe\")]`",
         ));
     };
+    if let Some((ms, span)) = tolerance {
+        match &mut signature {
+            Some(
+                WebhookSignature::Stripe { tolerance_ms, .. }
+                | WebhookSignature::StandardWebhooks { tolerance_ms, .. },
+            ) if ms > 0 => *tolerance_ms = ms,
+            Some(WebhookSignature::Stripe { .. } | WebhookSignature::StandardWebhooks { .. }) => {
+                return Err(syn::Error::new(span, "`tolerance` must be longer than zero"))
+            }
+            _ => {
+                return Err(syn::Error::new(
+                    span,
+                    "`tolerance` is for schemes that sign a timestamp: `signature = stripe(\"ENV\")` or `standard_webhooks(\"ENV\")`",
+                ))
+            }
+        }
+    }
     Ok(WebhookOptions {
         path,
         signature,
@@ -521,7 +556,7 @@ fn webhook(reader: &mut Reader, metas: Vec<Meta>) -> syn::Result<WebhookOptions>
 
 fn webhook_signature(meta: &Meta) -> syn::Result<WebhookSignature> {
     let hint =
-        "`signature` takes `hmac_sha256(\"Header-Name\", \"SECRET_ENV_VAR\")`, the header carrying the hex HMAC-SHA256 of the body and the environment variable holding the secret";
+        "`signature` takes `hmac_sha256(\"Header-Name\", \"SECRET_ENV_VAR\")` (the header carrying the hex HMAC-SHA256 of the body, the environment variable holding the secret) or a provider's scheme: `stripe(\"SECRET_ENV_VAR\")`, `github(\"SECRET_ENV_VAR\")`, `standard_webhooks(\"SECRET_ENV_VAR\")`";
     let Meta::NameValue(nv) = meta else {
         return Err(syn::Error::new(meta.span(), hint));
     };
@@ -532,18 +567,42 @@ fn webhook_signature(meta: &Meta) -> syn::Result<WebhookSignature> {
         Expr::Path(p) => p.path.get_ident().map(|i| i.to_string()),
         _ => None,
     };
-    if scheme.as_deref() != Some("hmac_sha256") || call.args.len() != 2 {
+    let arity = match scheme.as_deref() {
+        Some("hmac_sha256") => 2,
+        Some("stripe" | "github" | "standard_webhooks") => 1,
+        _ => return Err(syn::Error::new(call.span(), hint)),
+    };
+    if call.args.len() != arity {
         return Err(syn::Error::new(call.span(), hint));
     }
-    let mut literals = call.args.iter().map(|arg| match arg {
-        Expr::Lit(ExprLit {
-            lit: Lit::Str(s), ..
-        }) if !s.value().trim().is_empty() => Ok(s.value()),
-        other => Err(syn::Error::new(other.span(), hint)),
-    });
-    let header = literals.next().expect("two arguments were checked")?;
-    let secret_env = literals.next().expect("two arguments were checked")?;
-    Ok(WebhookSignature::HmacSha256 { header, secret_env })
+    let literals = call
+        .args
+        .iter()
+        .map(|arg| match arg {
+            Expr::Lit(ExprLit {
+                lit: Lit::Str(s), ..
+            }) if !s.value().trim().is_empty() => Ok(s.value()),
+            other => Err(syn::Error::new(other.span(), hint)),
+        })
+        .collect::<syn::Result<Vec<_>>>()?;
+    let tolerance_ms = DEFAULT_WEBHOOK_TOLERANCE_MS;
+    let mut literals = literals.into_iter();
+    let mut next = || literals.next().expect("the arity was checked");
+    Ok(match scheme.as_deref() {
+        Some("hmac_sha256") => WebhookSignature::HmacSha256 {
+            header: next(),
+            secret_env: next(),
+        },
+        Some("stripe") => WebhookSignature::Stripe {
+            secret_env: next(),
+            tolerance_ms,
+        },
+        Some("github") => WebhookSignature::Github { secret_env: next() },
+        _ => WebhookSignature::StandardWebhooks {
+            secret_env: next(),
+            tolerance_ms,
+        },
+    })
 }
 
 fn mcp_tool(reader: &mut Reader, metas: Vec<Meta>) -> syn::Result<McpToolOptions> {
@@ -568,6 +627,7 @@ fn mcp_tool(reader: &mut Reader, metas: Vec<Meta>) -> syn::Result<McpToolOptions
             }
             "title" => options.title = Some(non_empty_string(meta, "title", "\"List tickets\"")?),
             "read_only" => options.read_only = flag(meta, "read_only")?,
+            "rate_limit" => options.rate_limit = Some(rate_limit(meta)?),
             _ => unreachable!("every valid mcp_tool option is handled"),
         }
     }
@@ -629,11 +689,65 @@ mod tests {
     }
 
     #[test]
+    fn rate_limits() {
+        for (kind, text) in [
+            (Kind::Query, r#"rate_limit = "20/m""#),
+            (Kind::Mutation, r#"rate_limit = "20/m""#),
+            (Kind::McpTool, r#"rate_limit = "20/m""#),
+        ] {
+            let options = parse(kind, text).unwrap();
+            assert_eq!(
+                options.rate_limit(),
+                Some(RateLimit {
+                    count: 20,
+                    per_ms: 60_000
+                })
+            );
+        }
+        assert_eq!(
+            RateLimit::parse("5/s"),
+            Ok(RateLimit {
+                count: 5,
+                per_ms: 1_000
+            })
+        );
+        assert_eq!(
+            RateLimit::parse(" 300 / h "),
+            Ok(RateLimit {
+                count: 300,
+                per_ms: 3_600_000
+            })
+        );
+        for (bad, says) in [
+            (
+                "20",
+                "expected a number of calls per second, minute or hour",
+            ),
+            ("20/d", "unknown unit `d`"),
+            ("20/min", "unknown unit `min`"),
+            ("/m", "expected"),
+            ("-1/m", "expected"),
+            ("1.5/m", "expected"),
+            ("0/m", "at least 1"),
+            ("99999999999/m", "at most 1000000"),
+        ] {
+            let error = RateLimit::parse(bad).unwrap_err();
+            assert!(error.contains(says), "{bad}: {error}");
+        }
+        assert!(parse(Kind::Query, "rate_limit = 20")
+            .unwrap_err()
+            .contains("`rate_limit` takes a string: `rate_limit = \"20/m\"`"));
+        assert!(parse(Kind::Job, r#"rate_limit = "20/m""#)
+            .unwrap_err()
+            .contains("unknown option `rate_limit`"));
+    }
+
+    #[test]
     fn unknown_option_lists_valid_ones() {
         let error = parse(Kind::Query, "pubic").unwrap_err();
         assert_eq!(
             error,
-            "unknown option `pubic` for #[forge::query]; valid options: public, unscoped, scope, cache, tables, timeout"
+            "unknown option `pubic` for #[forge::query]; valid options: public, unscoped, scope, cache, tables, timeout, rate_limit"
         );
         let error = parse(Kind::Job, "retry(attempts = 3)").unwrap_err();
         assert!(
@@ -719,6 +833,60 @@ mod tests {
             .contains("needs a path"));
         assert!(parse(Kind::Webhook, r#"path = "/_api/x""#).is_err());
         assert!(parse(Kind::Webhook, r#"path = "/x", signature = md5("a", "b")"#).is_err());
+    }
+
+    #[test]
+    fn webhook_provider_schemes() {
+        let signature = |text: &str| match parse(Kind::Webhook, &format!(r#"path = "/h", {text}"#))
+        {
+            Ok(Options::Webhook(w)) => Ok(w.signature.unwrap()),
+            Ok(other) => panic!("{other:?}"),
+            Err(error) => Err(error),
+        };
+        assert_eq!(
+            signature(r#"signature = stripe("STRIPE_SECRET")"#),
+            Ok(WebhookSignature::Stripe {
+                secret_env: "STRIPE_SECRET".into(),
+                tolerance_ms: 300_000
+            })
+        );
+        assert_eq!(
+            signature(r#"signature = standard_webhooks("SVIX"), tolerance = "1m""#),
+            Ok(WebhookSignature::StandardWebhooks {
+                secret_env: "SVIX".into(),
+                tolerance_ms: 60_000
+            })
+        );
+        assert_eq!(
+            signature(r#"tolerance = "10s", signature = stripe("S")"#),
+            Ok(WebhookSignature::Stripe {
+                secret_env: "S".into(),
+                tolerance_ms: 10_000
+            })
+        );
+        assert_eq!(
+            signature(r#"signature = github("GH")"#),
+            Ok(WebhookSignature::Github {
+                secret_env: "GH".into()
+            })
+        );
+        for (bad, says) in [
+            (
+                r#"signature = github("GH"), tolerance = "1m""#,
+                "schemes that sign a timestamp",
+            ),
+            (r#"tolerance = "1m""#, "schemes that sign a timestamp"),
+            (
+                r#"signature = stripe("S"), tolerance = "0s""#,
+                "longer than zero",
+            ),
+            (r#"signature = stripe("A", "B")"#, "a provider's scheme"),
+            (r#"signature = github()"#, "a provider's scheme"),
+            (r#"signature = stripe("")"#, "a provider's scheme"),
+        ] {
+            let error = signature(bad).unwrap_err();
+            assert!(error.contains(says), "{bad}: {error}");
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub use grammar::parse_options;
 pub use kind::Kind;
 pub use options::{
     Backoff, CronOptions, DaemonMode, DaemonOptions, Idempotency, JobOptions, McpToolOptions,
-    ModelOptions, MutationOptions, Options, QueryOptions, RetryOptions, Schedule, WebhookOptions,
-    WebhookSignature, WorkflowOptions, DEFAULT_WORKFLOW_VERSION,
+    ModelOptions, MutationOptions, Options, QueryOptions, RateLimit, RetryOptions, Schedule,
+    WebhookOptions, WebhookSignature, WorkflowOptions, DEFAULT_WEBHOOK_TOLERANCE_MS,
+    DEFAULT_WORKFLOW_VERSION,
 };

@@ -34,6 +34,16 @@ impl Options {
         }
     }
 
+    /// The per-caller rate limit queries, mutations and MCP tools may set.
+    pub fn rate_limit(&self) -> Option<RateLimit> {
+        match self {
+            Options::Query(o) => o.rate_limit,
+            Options::Mutation(o) => o.rate_limit,
+            Options::McpTool(o) => o.rate_limit,
+            _ => None,
+        }
+    }
+
     /// The per-call timeout every handler kind except models and daemons may set.
     pub fn timeout_ms(&self) -> Option<u64> {
         match self {
@@ -58,6 +68,49 @@ pub struct QueryOptions {
     /// Tables read, declared where the SQL is not a literal.
     pub tables: Vec<String>,
     pub timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// `rate_limit = "20/m"`: at most `count` calls per `per_ms` milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimit {
+    pub count: u32,
+    pub per_ms: u64,
+}
+
+impl RateLimit {
+    /// Parses `<count>/<unit>` with unit `s`, `m` or `h` (`"20/m"`, `"300/h"`). The error is
+    /// a sentence that can be shown to the user as is.
+    pub fn parse(text: &str) -> Result<RateLimit, String> {
+        let usage = "expected a number of calls per second, minute or hour such as \"20/m\" (units s, m, h)";
+        let Some((count, unit)) = text.trim().split_once('/') else {
+            return Err(format!("invalid rate limit `{text}`: {usage}"));
+        };
+        let per_ms = match unit.trim() {
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            other => {
+                return Err(format!(
+                    "invalid rate limit `{text}`: unknown unit `{other}`; {usage}"
+                ))
+            }
+        };
+        let count = count.trim();
+        if count.is_empty() || !count.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("invalid rate limit `{text}`: {usage}"));
+        }
+        match count.parse::<u32>() {
+            Ok(0) => Err(format!(
+                "invalid rate limit `{text}`: the number of calls must be at least 1"
+            )),
+            Ok(count) if count <= 1_000_000 => Ok(RateLimit { count, per_ms }),
+            _ => Err(format!(
+                "invalid rate limit `{text}`: at most 1000000 calls per period"
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,6 +118,8 @@ pub struct MutationOptions {
     pub transactional: bool,
     pub public: bool,
     pub timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl Default for MutationOptions {
@@ -73,6 +128,7 @@ impl Default for MutationOptions {
             transactional: true,
             public: false,
             timeout_ms: None,
+            rate_limit: None,
         }
     }
 }
@@ -203,7 +259,27 @@ pub enum WebhookSignature {
     /// The header carries the hex HMAC-SHA256 of the raw body under the secret held in the
     /// environment variable `secret_env`.
     HmacSha256 { header: String, secret_env: String },
+    /// Stripe's scheme: `Stripe-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of
+    /// "<t>.<body>">`, refused when `t` is further than `tolerance_ms` from now.
+    Stripe {
+        secret_env: String,
+        tolerance_ms: u64,
+    },
+    /// GitHub's scheme: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>` (GitHub
+    /// signs no timestamp: key idempotency on `X-GitHub-Delivery` against replays).
+    Github { secret_env: String },
+    /// Standard Webhooks (as Svix sends): `webhook-id`, `webhook-timestamp` and
+    /// `webhook-signature: v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">`, with the
+    /// secret `whsec_<base64 key>`; refused outside `tolerance_ms`.
+    StandardWebhooks {
+        secret_env: String,
+        tolerance_ms: u64,
+    },
 }
+
+/// How far a signed timestamp may be from now unless `tolerance` says otherwise (5 min,
+/// what Stripe and Standard Webhooks recommend).
+pub const DEFAULT_WEBHOOK_TOLERANCE_MS: u64 = 300_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "source", rename_all = "snake_case")]
@@ -218,6 +294,8 @@ pub struct McpToolOptions {
     pub name: Option<String>,
     pub title: Option<String>,
     pub read_only: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

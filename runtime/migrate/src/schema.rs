@@ -28,6 +28,11 @@ pub const SYSTEM_MIGRATIONS: &[SystemMigration] = &[
         name: "refresh_tokens",
         sql: include_str!("../schema/v002_refresh_tokens.sql"),
     },
+    SystemMigration {
+        version: 3,
+        name: "rate_limits",
+        sql: include_str!("../schema/v003.sql"),
+    },
 ];
 
 #[cfg(test)]

@@ -217,7 +217,10 @@ async fn a_failing_file_is_reported_at_its_file_position_and_rolled_back() {
     assert!(failure.in_transaction);
     assert!(!table_exists(db.pool(), "broken_one").await, "rolled back");
     assert!(
-        !recorded(db.pool()).await.iter().any(|r| r.1 == 3),
+        !recorded(db.pool())
+            .await
+            .iter()
+            .any(|r| r.0 == "user" && r.1 == 3),
         "not recorded"
     );
 }
@@ -476,4 +479,43 @@ async fn a_database_at_system_schema_v1_upgrades_in_place() {
     assert_eq!(users, 1);
     let status = runner::status(db.pool(), dir.path()).await.expect("status");
     assert!(status.system_pending.is_empty());
+}
+
+/// A database a release before `forge_rate_limits` migrated (system schema without v003,
+/// with data in it) is upgraded in place: only v003 runs, nothing else is touched.
+#[tokio::test]
+async fn an_existing_database_gets_the_rate_limit_schema_in_place() {
+    let db = TestDatabase::new().await;
+    let dir = project();
+    up(db.pool(), dir.path()).await.expect("first run");
+    // Back to the state before v003: its table gone and its record with it.
+    sqlx::raw_sql(
+        "DROP TABLE forge_rate_limits;
+         DELETE FROM forge_migrations WHERE kind = 'system' AND version = 3;
+         INSERT INTO users VALUES (42);",
+    )
+    .execute(db.pool())
+    .await
+    .unwrap();
+    let status = runner::status(db.pool(), dir.path()).await.expect("status");
+    assert_eq!(status.system_pending, [3]);
+
+    let applied = up(db.pool(), dir.path()).await.expect("upgrade");
+    let ran: Vec<(Kind, i64, &str)> = applied
+        .migrations
+        .iter()
+        .map(|m| (m.kind, m.version, m.name.as_str()))
+        .collect();
+    assert_eq!(ran, [(Kind::System, 3, "rate_limits")]);
+    assert!(table_exists(db.pool(), "forge_rate_limits").await);
+    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE id = 42")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(kept, 1);
+    assert!(up(db.pool(), dir.path())
+        .await
+        .unwrap()
+        .migrations
+        .is_empty());
 }

@@ -24,6 +24,7 @@ const TABLES: &[&str] = &[
     "forge_change_log",
     "forge_webhook_events",
     "forge_refresh_tokens",
+    "forge_rate_limits",
 ];
 
 /// NOTIFY's payload limit.

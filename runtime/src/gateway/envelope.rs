@@ -66,7 +66,13 @@ impl IntoResponse for Response {
                     request_id: &id,
                     success: false,
                 };
-                (status, axum::Json(body)).into_response()
+                let mut response = (status, axum::Json(body)).into_response();
+                if let Some(secs) = error.retry_after_secs() {
+                    response
+                        .headers_mut()
+                        .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(secs));
+                }
+                response
             }
         };
         if let Ok(value) = HeaderValue::from_str(&id) {

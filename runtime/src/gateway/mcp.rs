@@ -25,6 +25,7 @@
 //!   `isError: true` and the error's wire code and message (internal causes stay in the
 //!   log, as for RPC).
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -37,6 +38,8 @@ use serde_json::{json, Map, Value};
 
 use super::auth::authenticate;
 use super::call;
+use super::client::Client;
+use super::rate_limit::check_call;
 use crate::auth::Auth;
 use crate::context::{Base, McpToolContext};
 use crate::registry::ARGS_REJECTED;
@@ -56,6 +59,7 @@ const UNAUTHORIZED: i64 = -32001;
 
 pub(crate) async fn post(
     State(shared): State<Arc<Shared>>,
+    client: Client,
     headers: HeaderMap,
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -114,11 +118,11 @@ pub(crate) async fn post(
         Value::Array(batch) => {
             let mut answers = Vec::new();
             for message in batch {
-                answers.extend(handle(&shared, &auth, message).await);
+                answers.extend(handle(&shared, &auth, client.ip, message).await);
             }
             (!answers.is_empty()).then_some(Value::Array(answers))
         }
-        message => handle(&shared, &auth, message).await,
+        message => handle(&shared, &auth, client.ip, message).await,
     };
     match answer {
         Some(answer) => json_response(StatusCode::OK, &answer),
@@ -127,7 +131,7 @@ pub(crate) async fn post(
 }
 
 /// The answer to one message: `None` for notifications and responses.
-async fn handle(shared: &Arc<Shared>, auth: &Auth, message: Value) -> Option<Value> {
+async fn handle(shared: &Arc<Shared>, auth: &Auth, ip: IpAddr, message: Value) -> Option<Value> {
     let Value::Object(mut message) = message else {
         return Some(failure(
             Value::Null,
@@ -197,7 +201,7 @@ async fn handle(shared: &Arc<Shared>, auth: &Auth, message: Value) -> Option<Val
         "initialize" => Ok(initialize(&params)),
         "ping" => Ok(json!({})),
         "tools/list" => Ok(tools_list(shared)),
-        "tools/call" => tools_call(shared, auth, params).await,
+        "tools/call" => tools_call(shared, auth, ip, params).await,
         _ => Err((METHOD_NOT_FOUND, format!("no method `{method}`"), None)),
     };
     Some(match result {
@@ -261,6 +265,7 @@ type RpcError = (i64, String, Option<Value>);
 async fn tools_call(
     shared: &Arc<Shared>,
     auth: &Auth,
+    ip: IpAddr,
     mut params: Map<String, Value>,
 ) -> std::result::Result<Value, RpcError> {
     let name = match params.remove("name") {
@@ -291,8 +296,16 @@ async fn tools_call(
         base: Base::new(shared, Some(auth.clone())),
     };
     let rejected = Arc::new(AtomicBool::new(false));
-    let future = ARGS_REJECTED.scope(rejected.clone(), (tool.call)(context, args));
-    let result = call::run(shared, &name, None, future).await;
+    let limit = tool.def.rate_limit;
+    // Over the limit is a tool error like a handler's (`RATE_LIMITED`, with
+    // `details.retry_after_ms`): nothing runs.
+    let result = match check_call(shared, "mcp", &name, limit, Some(auth), ip).await {
+        Ok(()) => {
+            let future = ARGS_REJECTED.scope(rejected.clone(), (tool.call)(context, args));
+            call::run(shared, &name, None, future).await
+        }
+        Err(error) => Err(error),
+    };
     match result {
         Ok(value) => {
             let text = serde_json::to_string(&value).unwrap_or_default();

@@ -72,12 +72,36 @@
 //! - **Replicas.** Queries use a healthy replica round-robin, else the primary; mutations, jobs
 //!   and everything else use the primary. Replica pools are lazy, so a replica that is down at
 //!   start does not stop the node; probes every 2 s flip health both ways.
+//!
+//! # Browsers, rate limits, outbound HTTP (`browser.rs`, `rate_limit.rs`, `crate::http`)
+//!
+//! - **CORS** (`FORGE_CORS_ORIGINS`) is a tower-http `CorsLayer` on the routes the generated
+//!   clients call (RPC, events, subscribe, unsubscribe) only; origins are normalised at start
+//!   as browsers send them and compared exactly. A response without
+//!   `Access-Control-Allow-Origin` has every other CORS header stripped, so other origins
+//!   learn nothing. `nosniff` and `no-referrer` are set on every response, fallback included.
+//! - **Rate limits** are fixed windows on the database's clock in `forge_rate_limits`
+//!   (system schema v003). A node takes a *lease* of `count / 10` calls (1 to 1,000) in one
+//!   upsert that never lets `used` pass the limit and spends it locally; an exhausted key is
+//!   remembered until its window ends. Nodes together never over-admit; a caller spread over
+//!   `n` nodes may be refused up to `(n - 1) × (lease - 1)` calls early. Order on RPC:
+//!   authenticate, `FORGE_RATE_LIMIT` (anonymous callers, per IP), the handler's limit (per
+//!   user, else per IP), then the arguments. Webhooks (`FORGE_WEBHOOK_RATE_LIMIT`, per source
+//!   IP) are checked before the body is read. Every node trims ended windows once a minute.
+//! - **Outbound HTTP** (`forge::http`, every build): reqwest with rustls, no proxy, its own
+//!   DNS resolver that refuses a name when any of its addresses is not public and hands
+//!   reqwest exactly the checked addresses (no rebinding); literal IPs are checked before
+//!   sending and every redirect target in the redirect policy. `FORGE_HTTP_ALLOW` hosts skip
+//!   the check for that name; its networks allow their addresses. Refusals surface as
+//!   `http::Error::Blocked`, found in reqwest's error chain. `ctx.http()` is one client per
+//!   node (`Shared::http`), defined for every context in `http.rs`.
 
 mod admin;
 mod admin_cron;
 mod admin_jobs;
 mod admin_workflows;
 pub(crate) mod auth;
+pub(crate) mod browser;
 pub(crate) mod call;
 // Live sessions key their limits on the client; a gateway without `realtime` does not yet.
 #[cfg_attr(not(feature = "realtime"), allow(dead_code))]
@@ -85,6 +109,7 @@ pub(crate) mod client;
 mod envelope;
 mod health;
 mod mcp;
+pub(crate) mod rate_limit;
 mod replicas;
 mod rpc;
 pub(crate) mod server;
@@ -121,6 +146,8 @@ pub(crate) struct Gateway {
     pub connections: server::Connections,
     /// What `/_api/ready` answers, kept current in the background.
     pub readiness: health::Readiness,
+    /// This node's share of the cluster's rate limits.
+    pub rate_limits: rate_limit::RateLimiter,
 }
 
 impl Gateway {
@@ -142,6 +169,7 @@ impl Gateway {
             replicas,
             connections: server::Connections::new(config.http_max_connections),
             readiness: health::Readiness::default(),
+            rate_limits: Default::default(),
         })
     }
 }
@@ -164,6 +192,10 @@ pub(crate) async fn serve(shared: &Arc<Shared>, tasks: &mut JoinSet<()>) -> Resu
     let stop = shared.shutdown.clone();
     tasks.spawn(async move { replicas.probe_until(stop).await });
     tasks.spawn(health::check_until_shutdown(shared.clone()));
+    tasks.spawn(rate_limit::trim_until(
+        shared.primary.clone(),
+        shared.shutdown.clone(),
+    ));
     tasks.spawn(server::run(
         listener,
         router(shared.clone()),
@@ -174,20 +206,22 @@ pub(crate) async fn serve(shared: &Arc<Shared>, tasks: &mut JoinSet<()>) -> Resu
 
 fn router(shared: Arc<Shared>) -> Router {
     let webhooks = shared.gateway.webhooks.clone();
-    let router = Router::new()
+    // What the generated clients call from a browser gets CORS; the rest does not.
+    let browser_api = Router::new()
         .route("/_api/rpc/{name}", post(rpc::call))
+        .nest("/_api/auth", sessions::router());
+    #[cfg(feature = "realtime")]
+    let browser_api = browser_api.merge(crate::realtime::router());
+    let router = browser::cors(browser_api, &shared.config.cors_origins)
         .route("/_api/mcp", post(mcp::post))
         .route("/_api/health", get(health::health))
         .route("/_api/ready", get(health::ready))
-        .nest("/_api/admin", admin::router())
-        .nest("/_api/auth", sessions::router());
-    #[cfg(feature = "realtime")]
-    let router = router.merge(crate::realtime::router());
-    router
+        .nest("/_api/admin", admin::router());
+    let router = router
         .fallback(move |state, request| webhook::serve(webhooks.clone(), state, request))
         .layer(axum::extract::DefaultBodyLimit::max(
             shared.config.body_limit,
         ))
-        .layer(axum::middleware::from_fn(envelope::ensure))
-        .with_state(shared)
+        .layer(axum::middleware::from_fn(envelope::ensure));
+    browser::security_headers(router).with_state(shared)
 }

@@ -9,6 +9,8 @@ use axum::http::HeaderMap;
 use serde_json::Value;
 
 use super::auth::authenticate;
+use super::client::Client;
+use super::rate_limit::check_call;
 use super::{call, RequestId, Response};
 use crate::context::{Base, MutationContext, QueryContext, Writes};
 use crate::shared::Shared;
@@ -17,12 +19,13 @@ use crate::{Error, Result};
 pub(crate) async fn call(
     State(shared): State<Arc<Shared>>,
     Path(name): Path<String>,
+    client: Client,
     headers: HeaderMap,
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> Response {
     let request_id = RequestId::from_headers(&headers);
     let result = match body {
-        Ok(body) => dispatch(&shared, &name, &headers, &body).await,
+        Ok(body) => dispatch(&shared, &name, client, &headers, &body).await,
         Err(rejection) => Err(super::server::body_error(rejection)),
     };
     if let Err(error) = &result {
@@ -56,11 +59,14 @@ fn args(body: &[u8]) -> Result<Value> {
 async fn dispatch(
     shared: &Arc<Shared>,
     name: &str,
+    client: Client,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Value> {
     if let Some(query) = shared.registry.queries.get(name) {
         let auth = authenticate(shared, headers, query.def.public).await?;
+        let limit = query.def.rate_limit;
+        check_call(shared, "rpc", name, limit, auth.as_ref(), client.ip).await?;
         let args = args(body)?;
         let mut base = Base::new(shared, auth);
         if let Some(replica) = shared.gateway.replicas.pick() {
@@ -71,6 +77,8 @@ async fn dispatch(
     }
     if let Some(mutation) = shared.registry.mutations.get(name) {
         let auth = authenticate(shared, headers, mutation.def.public).await?;
+        let limit = mutation.def.rate_limit;
+        check_call(shared, "rpc", name, limit, auth.as_ref(), client.ip).await?;
         let args = args(body)?;
         let base = Base::new(shared, auth);
         if !mutation.def.transactional {

@@ -31,7 +31,12 @@
 //! - **Order.** Body limit (`FORGE_BODY_LIMIT`, 400 like RPC) → signature → the body as JSON
 //!   (an empty body is `null`; not JSON is 400) → idempotency key → the handler. The
 //!   signature is `hmac`'s `verify_slice` (constant time) over the raw bytes; the header is
-//!   hex in either case, optionally `sha256=`-prefixed. Anything wrong is 401 and nothing
+//!   hex in either case, optionally `sha256=`-prefixed. Provider schemes: `stripe` (MAC of
+//!   `"<t>.<body>"`, any of several `v1`), `github` (`sha256=` required), `standard_webhooks`
+//!   (MAC of `"<id>.<ts>.<body>"` keyed with the `whsec_` secret's decoded bytes, any of
+//!   several space-separated `v1,`); signed timestamps further than `tolerance` from now in
+//!   either direction are 401, before the MAC is computed. A `whsec_` secret that does not
+//!   decode is a start-up error naming the variable. Anything wrong is 401 and nothing
 //!   else happens. The decoded input's errors are the glue's `decode_input`: 400 naming the
 //!   field. Webhooks have no caller (`ctx.auth()` is `UNAUTHORIZED`) and no timeout.
 //! - **One transaction.** The handler runs like a transactional mutation: `ctx.tx()`,
@@ -52,19 +57,23 @@
 //!   for up to about 3) and then trimmed by the leader (below).
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::ALLOW;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::IntoResponse;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
 use super::call;
+use super::client::Client;
 use super::{RequestId, Response};
 use crate::context::{Base, WebhookContext, Writes};
 use crate::registry::{Registry, WebhookSignature};
@@ -102,10 +111,27 @@ struct Endpoint {
     idempotency: Option<HeaderName>,
 }
 
-struct Signature {
-    header: HeaderName,
-    /// Keyed with the secret; cloned for each delivery.
-    mac: Hmac<Sha256>,
+/// A webhook's signature scheme, keyed with its secret (the MAC is cloned per delivery).
+enum Signature {
+    /// `hmac_sha256("Header", "ENV")`: the header is the hex MAC of the body.
+    Hmac {
+        header: HeaderName,
+        mac: Hmac<Sha256>,
+    },
+    /// `stripe("ENV")`: `Stripe-Signature: t=<secs>,v1=<hex MAC of "t.body">[,v1=…]`.
+    Stripe {
+        mac: Hmac<Sha256>,
+        tolerance: Duration,
+    },
+    /// `github("ENV")`: `X-Hub-Signature-256: sha256=<hex MAC of the body>`.
+    Github { mac: Hmac<Sha256> },
+    /// `standard_webhooks("ENV")`: `webhook-signature: v1,<base64 MAC of "id.ts.body">`
+    /// (several, space-separated, during a key rotation), keyed with the `whsec_` secret's
+    /// decoded bytes.
+    StandardWebhooks {
+        mac: Hmac<Sha256>,
+        tolerance: Duration,
+    },
 }
 
 impl Webhooks {
@@ -135,32 +161,67 @@ impl Webhooks {
                     problem(format!("the {what} header {header:?} is not a header name"))
                 })
             };
+            let secret = |secret_env: &str| -> Result<String> {
+                let secret = env(secret_env).ok_or_else(|| {
+                    problem(format!(
+                        "its signature secret comes from the environment variable \
+                         {secret_env}, which is not set"
+                    ))
+                })?;
+                let secret = secret.into_string().map_err(|_| {
+                    problem(format!(
+                        "the environment variable {secret_env} is not UTF-8"
+                    ))
+                })?;
+                if secret.is_empty() {
+                    return Err(problem(format!(
+                        "the environment variable {secret_env} (its signature secret) is empty"
+                    )));
+                }
+                Ok(secret)
+            };
+            let keyed = |key: &[u8]| {
+                Hmac::<Sha256>::new_from_slice(key)
+                    .map_err(|e| problem(format!("cannot key HMAC-SHA256: {e}")))
+            };
             let signature = match def.signature {
                 None => None,
                 Some(WebhookSignature::HmacSha256 {
                     header: name,
                     secret_env,
+                }) => Some(Signature::Hmac {
+                    header: header(name, "signature")?,
+                    mac: keyed(secret(secret_env)?.as_bytes())?,
+                }),
+                Some(WebhookSignature::Stripe {
+                    secret_env,
+                    tolerance_ms,
+                }) => Some(Signature::Stripe {
+                    mac: keyed(secret(secret_env)?.as_bytes())?,
+                    tolerance: Duration::from_millis(tolerance_ms),
+                }),
+                Some(WebhookSignature::Github { secret_env }) => Some(Signature::Github {
+                    mac: keyed(secret(secret_env)?.as_bytes())?,
+                }),
+                Some(WebhookSignature::StandardWebhooks {
+                    secret_env,
+                    tolerance_ms,
                 }) => {
-                    let header = header(name, "signature")?;
-                    let secret = env(secret_env).ok_or_else(|| {
-                        problem(format!(
-                            "its signature secret comes from the environment variable \
-                             {secret_env}, which is not set"
-                        ))
-                    })?;
-                    let secret = secret.into_string().map_err(|_| {
-                        problem(format!(
-                            "the environment variable {secret_env} is not UTF-8"
-                        ))
-                    })?;
-                    if secret.is_empty() {
-                        return Err(problem(format!(
-                            "the environment variable {secret_env} (its signature secret) is empty"
-                        )));
-                    }
-                    let mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
-                        .map_err(|e| problem(format!("cannot key HMAC-SHA256: {e}")))?;
-                    Some(Signature { header, mac })
+                    let text = secret(secret_env)?;
+                    let key = text
+                        .strip_prefix("whsec_")
+                        .and_then(|encoded| BASE64.decode(encoded).ok())
+                        .filter(|key| !key.is_empty())
+                        .ok_or_else(|| {
+                            problem(format!(
+                                "the environment variable {secret_env} is not a Standard \
+                                 Webhooks secret: `whsec_` followed by the base64 key"
+                            ))
+                        })?;
+                    Some(Signature::StandardWebhooks {
+                        mac: keyed(&key)?,
+                        tolerance: Duration::from_millis(tolerance_ms),
+                    })
                 }
             };
             let idempotency = def
@@ -201,6 +262,22 @@ pub(crate) async fn serve(
     };
     if parts.method != Method::POST {
         return (StatusCode::METHOD_NOT_ALLOWED, [(ALLOW, "POST")]).into_response();
+    }
+    // Limited per source IP before the body is even read.
+    if let Some(limit) = shared.config.webhook_rate_limit {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0);
+        let client = Client::from_parts(peer, &parts.headers, &shared.config.trusted_proxies);
+        let limiters = &shared.gateway.rate_limits;
+        if let Err(error) = limiters.webhook(&shared.primary, client.ip, limit).await {
+            return Response {
+                request_id,
+                result: Err(error),
+            }
+            .into_response();
+        }
     }
     let replayed = Arc::new(AtomicBool::new(false));
     let result = match super::server::read_body(body, shared.config.body_limit).await {
@@ -288,22 +365,112 @@ async fn deliver(
 }
 
 /// Checks the signature header: the hex HMAC-SHA256 of `body`, optionally `sha256=`-prefixed.
+/// Checks a delivery's signature; anything wrong is 401 and nothing runs. Every MAC is
+/// compared with `verify_slice` (constant time, and a wrong length is refused).
 fn verify(signature: &Signature, headers: &HeaderMap, body: &[u8]) -> Result<()> {
-    let header = &signature.header;
-    let value = headers.get(header).ok_or_else(|| {
-        Error::Unauthorized(format!("the {header} header (signature) is missing"))
+    match signature {
+        Signature::Hmac { header, mac } => {
+            let value = required(headers, header.as_str())?;
+            let hex = match value.get(..7) {
+                Some(prefix) if prefix.eq_ignore_ascii_case("sha256=") => &value[7..],
+                _ => value,
+            };
+            check(
+                mac,
+                &[body],
+                &[hex::decode(hex).unwrap_or_default()],
+                header.as_str(),
+            )
+        }
+        Signature::Github { mac } => {
+            const HEADER: &str = "x-hub-signature-256";
+            let value = required(headers, HEADER)?;
+            let hex = value.strip_prefix("sha256=").ok_or_else(|| {
+                Error::Unauthorized(format!("the {HEADER} header must be `sha256=<hex>`"))
+            })?;
+            check(
+                mac,
+                &[body],
+                &[hex::decode(hex).unwrap_or_default()],
+                HEADER,
+            )
+        }
+        Signature::Stripe { mac, tolerance } => {
+            const HEADER: &str = "stripe-signature";
+            let value = required(headers, HEADER)?;
+            let mut timestamp = None;
+            let mut given = Vec::new();
+            for part in value.split(',') {
+                match part.trim().split_once('=') {
+                    Some(("t", t)) => timestamp = Some(t),
+                    Some(("v1", hex)) => given.push(hex::decode(hex).unwrap_or_default()),
+                    _ => {}
+                }
+            }
+            let timestamp = timestamp.ok_or_else(|| {
+                Error::Unauthorized(format!("the {HEADER} header has no timestamp (t=…)"))
+            })?;
+            within_tolerance(timestamp, *tolerance, HEADER)?;
+            check(mac, &[timestamp.as_bytes(), b".", body], &given, HEADER)
+        }
+        Signature::StandardWebhooks { mac, tolerance } => {
+            let id = required(headers, "webhook-id")?;
+            let timestamp = required(headers, "webhook-timestamp")?;
+            within_tolerance(timestamp, *tolerance, "webhook-timestamp")?;
+            let given: Vec<Vec<u8>> = required(headers, "webhook-signature")?
+                .split(' ')
+                .filter_map(|entry| entry.strip_prefix("v1,"))
+                .map(|encoded| BASE64.decode(encoded).unwrap_or_default())
+                .collect();
+            let signed = [id.as_bytes(), b".", timestamp.as_bytes(), b".", body];
+            check(mac, &signed, &given, "webhook-signature")
+        }
+    }
+}
+
+fn required<'h>(headers: &'h HeaderMap, name: &str) -> Result<&'h str> {
+    let value = headers
+        .get(name)
+        .ok_or_else(|| Error::Unauthorized(format!("the {name} header (signature) is missing")))?;
+    value
+        .to_str()
+        .map(str::trim)
+        .map_err(|_| Error::Unauthorized(format!("the {name} header is not valid text")))
+}
+
+/// Refuses a signed timestamp (Unix seconds) further than `tolerance` from now, either way:
+/// a captured delivery cannot be replayed later, whatever its idempotency key.
+fn within_tolerance(timestamp: &str, tolerance: Duration, header: &str) -> Result<()> {
+    let signed: i64 = timestamp.parse().map_err(|_| {
+        Error::Unauthorized(format!("the {header} timestamp is not a number of seconds"))
     })?;
-    let bad = || Error::Unauthorized(format!("the {header} header does not sign this body"));
-    let value = value.to_str().map_err(|_| bad())?.trim();
-    let hex = match value.get(..7) {
-        Some(prefix) if prefix.eq_ignore_ascii_case("sha256=") => &value[7..],
-        _ => value,
-    };
-    let given = hex::decode(hex).map_err(|_| bad())?;
-    let mut mac = signature.mac.clone();
-    mac.update(body);
-    // `verify_slice` compares in constant time (and refuses a wrong length).
-    mac.verify_slice(&given).map_err(|_| bad())
+    let now = chrono::Utc::now().timestamp();
+    let tolerance = i64::try_from(tolerance.as_secs()).unwrap_or(i64::MAX);
+    if now.abs_diff(signed) > tolerance.unsigned_abs() {
+        return Err(Error::Unauthorized(format!(
+            "the {header} timestamp is {} s from now, outside the webhook's tolerance of {tolerance} s: a replay, or a clock that is off",
+            now.saturating_sub(signed)
+        )));
+    }
+    Ok(())
+}
+
+/// Whether one of `given` is the MAC of the concatenated `signed` parts.
+fn check(mac: &Hmac<Sha256>, signed: &[&[u8]], given: &[Vec<u8>], header: &str) -> Result<()> {
+    let mut mac = mac.clone();
+    for part in signed {
+        mac.update(part);
+    }
+    let matches = given
+        .iter()
+        .any(|candidate| mac.clone().verify_slice(candidate).is_ok());
+    if matches {
+        Ok(())
+    } else {
+        Err(Error::Unauthorized(format!(
+            "the {header} header does not sign this body"
+        )))
+    }
 }
 
 fn idempotency_key(header: &HeaderName, headers: &HeaderMap) -> Result<String> {
@@ -332,7 +499,7 @@ mod tests {
     use crate::registry::WebhookDef;
 
     fn signature(secret: &str) -> Signature {
-        Signature {
+        Signature::Hmac {
             header: HeaderName::from_static("x-sig"),
             mac: Hmac::new_from_slice(secret.as_bytes()).unwrap(),
         }

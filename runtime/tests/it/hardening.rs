@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 fn query(name: &'static str, public: bool) -> QueryDef {
     QueryDef {
+        rate_limit: None,
         name,
         module: "",
         public,
@@ -61,6 +62,7 @@ fn register(registry: &mut Registry) {
     });
     registry.mutation(
         MutationDef {
+            rate_limit: None,
             name: "label",
             module: "",
             transactional: true,

@@ -69,6 +69,7 @@ fn register(registry: &mut Registry) {
             public: true,
             timeout_ms: None,
             tables_written: &["notes"],
+            rate_limit: None,
         },
         |ctx: MutationContext, args| async move {
             let EnqueueArgs {

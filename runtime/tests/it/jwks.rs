@@ -150,6 +150,7 @@ impl Provider {
 fn register(registry: &mut Registry) {
     registry.query(
         QueryDef {
+            rate_limit: None,
             name: "whoami",
             module: "",
             public: false,

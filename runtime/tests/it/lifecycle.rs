@@ -17,6 +17,7 @@ fn query(name: &'static str) -> QueryDef {
         cache_ms: None,
         timeout_ms: None,
         tables_read: &[],
+        rate_limit: None,
     }
 }
 
@@ -39,6 +40,7 @@ fn register(registry: &mut Registry) {
         public: true,
         timeout_ms: None,
         tables_written: &[],
+        rate_limit: None,
     };
     registry.mutation(def, |ctx: MutationContext, _args| async move {
         let name: String = sqlx::query_scalar("SELECT name FROM which")

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 fn register(registry: &mut Registry) {
     registry.query(
         QueryDef {
+            rate_limit: None,
             name: "hello",
             module: "",
             public: true,

@@ -5,16 +5,20 @@
 
 mod common;
 
+mod browser;
 mod cron;
 mod daemons;
 mod hardening;
+mod http;
 mod jobs;
 mod jwks;
 mod leader;
 mod lifecycle;
 mod live_binding;
 mod mcp;
+mod rate_limits;
 mod rpc;
 mod sessions;
+mod webhook_providers;
 mod webhooks;
 mod workflows;

@@ -28,6 +28,7 @@ fn tool(
         description,
         read_only,
         input_schema,
+        rate_limit: None,
     }
 }
 

@@ -19,6 +19,7 @@ fn query(name: &'static str, public: bool, timeout_ms: Option<u64>) -> QueryDef 
         cache_ms: None,
         timeout_ms,
         tables_read: &[],
+        rate_limit: None,
     }
 }
 
@@ -30,6 +31,7 @@ fn mutation(name: &'static str, transactional: bool) -> MutationDef {
         public: false,
         timeout_ms: None,
         tables_written: &["notes"],
+        rate_limit: None,
     }
 }
 

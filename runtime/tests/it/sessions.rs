@@ -22,6 +22,7 @@ struct SignIn {
 fn register(registry: &mut Registry) {
     registry.mutation(
         MutationDef {
+            rate_limit: None,
             name: "sign_in",
             module: "",
             transactional: true,
@@ -54,6 +55,7 @@ fn register(registry: &mut Registry) {
     );
     registry.mutation(
         MutationDef {
+            rate_limit: None,
             name: "short_token",
             module: "",
             transactional: true,
@@ -75,6 +77,7 @@ fn register(registry: &mut Registry) {
     );
     registry.query(
         QueryDef {
+            rate_limit: None,
             name: "whoami",
             module: "",
             public: false,

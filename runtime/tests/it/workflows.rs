@@ -82,6 +82,7 @@ fn base(registry: &mut Registry) {
         public: true,
         timeout_ms: None,
         tables_written: &[],
+        rate_limit: None,
     };
     registry.mutation(mutation("start"), |ctx: MutationContext, args| async move {
         let Start { workflow, input } = decode_args(args)?;

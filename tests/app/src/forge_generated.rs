@@ -11,6 +11,7 @@ pub fn register(registry: &mut forge::Registry) {
             public: true,
             timeout_ms: None,
             tables_written: &["items"],
+            rate_limit: None,
         },
         |ctx, args| async move {
             use crate::live::add_item as handler;
@@ -28,6 +29,7 @@ pub fn register(registry: &mut forge::Registry) {
             public: false,
             timeout_ms: None,
             tables_written: &["notes"],
+            rate_limit: None,
         },
         |ctx, args| async move {
             use crate::notes::add_note as handler;
@@ -85,6 +87,7 @@ pub fn register(registry: &mut forge::Registry) {
             cache_ms: None,
             timeout_ms: None,
             tables_read: &["items"],
+            rate_limit: None,
         },
         |ctx, args| async move {
             use crate::live::list_items as handler;
@@ -103,6 +106,7 @@ pub fn register(registry: &mut forge::Registry) {
             cache_ms: None,
             timeout_ms: None,
             tables_read: &["notes"],
+            rate_limit: None,
         },
         |ctx, args| async move {
             use crate::notes::my_notes as handler;
@@ -138,6 +142,7 @@ pub fn register(registry: &mut forge::Registry) {
             cache_ms: None,
             timeout_ms: None,
             tables_read: &[],
+            rate_limit: None,
         },
         |ctx, args| async move {
             use crate::notes::ping as handler;
@@ -155,6 +160,7 @@ pub fn register(registry: &mut forge::Registry) {
             public: true,
             timeout_ms: None,
             tables_written: &["items"],
+            rate_limit: None,
         },
         |ctx, args| async move {
             use crate::live::rename_item as handler;
@@ -206,6 +212,7 @@ pub fn register(registry: &mut forge::Registry) {
             public: true,
             timeout_ms: None,
             tables_written: &[],
+            rate_limit: None,
         },
         |ctx, args| async move {
             use crate::journeys::start_journey as handler;
@@ -223,6 +230,7 @@ pub fn register(registry: &mut forge::Registry) {
             public: true,
             timeout_ms: None,
             tables_written: &[],
+            rate_limit: None,
         },
         |ctx, args| async move {
             use crate::cluster::start_slow as handler;
@@ -240,6 +248,7 @@ pub fn register(registry: &mut forge::Registry) {
             public: true,
             timeout_ms: None,
             tables_written: &["tags"],
+            rate_limit: None,
         },
         |ctx, args| async move {
             use crate::live::tag_item as handler;
@@ -258,6 +267,7 @@ pub fn register(registry: &mut forge::Registry) {
             cache_ms: None,
             timeout_ms: None,
             tables_read: &["items", "tags"],
+            rate_limit: None,
         },
         |ctx, args| async move {
             use crate::live::tagged_items as handler;

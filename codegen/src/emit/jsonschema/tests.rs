@@ -24,6 +24,7 @@ fn mcp_tool(name: &str, args: Vec<(&str, TypeRef)>, returns: TypeRef) -> Handler
             name: Some(name.to_owned()),
             title: Some("Find things".to_owned()),
             read_only: true,
+            rate_limit: None,
         }),
         doc: Some(" Finds things.".to_owned()),
         ..handler(Kind::Job, name, args, returns)

@@ -250,6 +250,10 @@ fn one_handler_of_every_kind() {
             transactional: false,
             public: true,
             timeout_ms: Some(2_000),
+            rate_limit: Some(RateLimit {
+                count: 20,
+                per_ms: 60_000,
+            }),
         }),
         tables_written: strings(&["items"]),
         ..mutation("functions::items::create_item", &["input"])
@@ -307,6 +311,10 @@ fn one_handler_of_every_kind() {
             name: Some("tickets.list".to_owned()),
             title: Some("List tickets".to_owned()),
             read_only: true,
+            rate_limit: Some(RateLimit {
+                count: 300,
+                per_ms: 3_600_000,
+            }),
         }),
         doc: Some("Lists the caller's open tickets.\n\nNewest first.".to_owned()),
         ..named("tickets.list", mcp_tool("mcp::list_tickets", &["status"]))
@@ -455,6 +463,7 @@ fn long_lines_are_formatted_as_rustfmt_formats_them() {
             name: None,
             title: Some(text.clone()),
             read_only: false,
+            rate_limit: None,
         });
         let schedule = match length % 3 {
             0 => Schedule::Cron(text.clone()),

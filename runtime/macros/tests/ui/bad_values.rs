@@ -7,4 +7,10 @@ pub async fn twice() {}
 #[forge::webhook(signature = hmac_sha256("X-Sig", "SECRET"))]
 pub async fn no_path() {}
 
+#[forge::mutation(rate_limit = "20/min")]
+pub async fn chatty() {}
+
+#[forge::mcp_tool(rate_limit = "0/s")]
+pub async fn silent() {}
+
 fn main() {}

@@ -26,6 +26,11 @@ export class ForgeError extends Error {
   readonly requestId: string | null;
   /** The HTTP status; `null` when no response arrived. */
   readonly status: number | null;
+  /**
+   * For `RATE_LIMITED`: how many milliseconds to wait before calling again (the server's
+   * `details.retry_after_ms`); `null` otherwise.
+   */
+  readonly retryAfterMs: number | null;
 
   constructor(init: {
     code: ForgeErrorCode;
@@ -45,6 +50,11 @@ export class ForgeError extends Error {
     this.details = init.details;
     this.requestId = init.requestId ?? null;
     this.status = init.status ?? null;
+    const retryAfter =
+      typeof init.details === "object" && init.details !== null
+        ? (init.details as { retry_after_ms?: unknown }).retry_after_ms
+        : undefined;
+    this.retryAfterMs = typeof retryAfter === "number" ? retryAfter : null;
   }
 }
 
