@@ -52,9 +52,22 @@ pub struct Config {
     /// `FORGE_LIVE_MAX_SUBSCRIPTIONS_PER_USER`: live subscriptions one user may hold on one
     /// node, and one session of an anonymous caller (default 256).
     pub live_max_subscriptions_per_user: usize,
-    /// `FORGE_RETENTION`: how long forge keeps webhook idempotency keys and finished cron
-    /// runs before the leader trims them (default 7d).
+    /// `FORGE_RETENTION`: how long forge keeps webhook idempotency keys, finished cron
+    /// runs, finished jobs and finished workflow runs before the leader trims them (default
+    /// 7d).
     pub retention: Duration,
+    /// `FORGE_RETENTION_JOBS`: overrides [`Config::retention`] for completed, dead and
+    /// cancelled jobs.
+    pub retention_jobs: Duration,
+    /// `FORGE_RETENTION_WORKFLOWS`: overrides [`Config::retention`] for completed,
+    /// compensated, cancelled and failed workflow runs (with their steps and events).
+    pub retention_workflows: Duration,
+    /// `FORGE_QUERY_CACHE_ENTRIES`: results of `#[forge::query(cache = …)]` one node keeps
+    /// at most (default 10000; 0 turns the cache off).
+    pub query_cache_entries: usize,
+    /// `FORGE_QUERY_CACHE_BYTES`: bytes of cached result JSON one node keeps at most
+    /// (default 64 MiB).
+    pub query_cache_bytes: usize,
     /// `FORGE_TRUSTED_PROXIES`: peers whose `X-Forwarded-For` names the client (CIDRs or
     /// addresses, comma-separated); empty: the socket peer is the client.
     #[cfg(feature = "gateway")]
@@ -111,6 +124,7 @@ impl Config {
             Some("false") | Some("0") => false,
             Some(other) => return Err(config_error("FORGE_MIGRATE", other, "`true` or `false`")),
         };
+        let retention = duration("FORGE_RETENTION", Duration::from_secs(7 * 24 * 3600))?;
         Ok(Config {
             addr,
             project_root: project_root.to_path_buf(),
@@ -141,7 +155,11 @@ impl Config {
             live_max_sessions_per_user: number("FORGE_LIVE_MAX_SESSIONS_PER_USER", 16)? as usize,
             live_max_subscriptions_per_user: number("FORGE_LIVE_MAX_SUBSCRIPTIONS_PER_USER", 256)?
                 as usize,
-            retention: duration("FORGE_RETENTION", Duration::from_secs(7 * 24 * 3600))?,
+            query_cache_entries: number("FORGE_QUERY_CACHE_ENTRIES", 10_000)? as usize,
+            query_cache_bytes: number("FORGE_QUERY_CACHE_BYTES", 64 * 1024 * 1024)? as usize,
+            retention,
+            retention_jobs: duration("FORGE_RETENTION_JOBS", retention)?,
+            retention_workflows: duration("FORGE_RETENTION_WORKFLOWS", retention)?,
             #[cfg(feature = "gateway")]
             trusted_proxies: match lookup("FORGE_TRUSTED_PROXIES") {
                 None => Vec::new(),

@@ -17,6 +17,7 @@
 //!   meanwhile are read from `forge_change_log`; when the log no longer covers the gap,
 //!   every group runs.
 
+pub(crate) mod cache;
 mod http;
 
 use std::collections::{BTreeSet, HashMap};
@@ -495,10 +496,14 @@ async fn invalidate(shared: Arc<Shared>, mut heard: tokio::sync::broadcast::Rece
                     match serde_json::from_str::<Change>(&payload) {
                         Ok(change) => {
                             seen = Some(seen.map_or(change.id, |s| s.max(change.id)));
-                            batch.tables.insert((change.s, change.t));
+                            // Cached results go at once; live queries wait for the quiet.
+                            let table = BTreeSet::from([(change.s, change.t)]);
+                            shared.query_cache.invalidate(&table);
+                            batch.tables.extend(table);
                         }
                         Err(error) => {
                             tracing::warn!(%error, %payload, "unreadable change notification");
+                            shared.query_cache.clear();
                             batch.everything = true;
                         }
                     }
@@ -515,11 +520,14 @@ async fn invalidate(shared: Arc<Shared>, mut heard: tokio::sync::broadcast::Rece
                         replay(&shared, seen, up_since_lost, &mut batch).await;
                     }
                     up_since_lost = std::time::SystemTime::now();
+                    // Changes may have been missed while the session was down.
+                    shared.query_cache.clear();
                     if !batch.everything && batch.tables.is_empty() {
                         continue;
                     }
                 }
                 Err(RecvError::Lagged(missed)) => {
+                    shared.query_cache.clear();
                     tracing::warn!(
                         missed,
                         "live queries fell behind the change stream; re-running all"

@@ -5,6 +5,7 @@
 
 mod common;
 
+mod cache;
 mod cron;
 mod daemons;
 mod jobs;
