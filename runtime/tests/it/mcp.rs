@@ -301,14 +301,14 @@ async fn a_real_mcp_client_lists_and_calls_tools() {
 
     let tools = seen["tools"].as_array().unwrap();
     let names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["notes.add", "notes.search", "refuse"]);
+    assert_eq!(names, ["notes.add", "notes.queue", "notes.search", "refuse"]);
     assert_eq!(tools[0]["title"], "Add a note");
     assert_eq!(tools[0]["description"], "Adds a note for the caller.");
     assert_eq!(tools[0]["annotations"]["readOnlyHint"], false);
-    assert_eq!(tools[1]["annotations"]["readOnlyHint"], true);
-    assert_eq!(tools[1]["inputSchema"]["required"], json!(["query"]));
+    assert_eq!(tools[2]["annotations"]["readOnlyHint"], true);
+    assert_eq!(tools[2]["inputSchema"]["required"], json!(["query"]));
     assert_eq!(
-        tools[1]["inputSchema"]["properties"]["query"],
+        tools[2]["inputSchema"]["properties"]["query"],
         json!({"type": "string"})
     );
 
