@@ -301,7 +301,10 @@ async fn a_real_mcp_client_lists_and_calls_tools() {
 
     let tools = seen["tools"].as_array().unwrap();
     let names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["notes.add", "notes.queue", "notes.search", "refuse"]);
+    assert_eq!(
+        names,
+        ["notes.add", "notes.queue", "notes.search", "refuse"]
+    );
     assert_eq!(tools[0]["title"], "Add a note");
     assert_eq!(tools[0]["description"], "Adds a note for the caller.");
     assert_eq!(tools[0]["annotations"]["readOnlyHint"], false);

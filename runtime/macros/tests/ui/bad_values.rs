@@ -7,4 +7,10 @@ pub async fn twice() {}
 #[forge::webhook(signature = hmac_sha256("X-Sig", "SECRET"))]
 pub async fn no_path() {}
 
+#[forge::query(cache = "0s")]
+pub async fn never_cached() {}
+
+#[forge::query(cache = "-30s")]
+pub async fn cached_backwards() {}
+
 fn main() {}
