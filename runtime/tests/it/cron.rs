@@ -437,7 +437,7 @@ async fn a_tick_dispatches_with_its_completion_and_a_failed_tick_dispatches_noth
             |ctx: CronContext| async move {
                 ctx.dispatch_job("tick_job", serde_json::json!({"ok": false}))
                     .await?;
-                Err(forge::Error::Internal("after dispatching".into()))
+                Err::<(), _>(forge::Error::Internal("after dispatching".into()))
             },
         );
     })
