@@ -142,6 +142,11 @@ impl App {
         node::register(&primary, node_id, &config.app_version).await?;
         crate::workflow::register_definitions(&primary, &registry).await?;
         log_unserved(&registry);
+        #[cfg(feature = "realtime")]
+        let query_cache = crate::realtime::cache::QueryCache::new(
+            config.query_cache_entries,
+            config.query_cache_bytes,
+        );
         let shared = Arc::new(Shared {
             #[cfg(feature = "gateway")]
             gateway,
@@ -156,6 +161,8 @@ impl App {
             listener: crate::listener::Listener::new(),
             #[cfg(feature = "realtime")]
             realtime: crate::realtime::Hub::new()?,
+            #[cfg(feature = "realtime")]
+            query_cache,
         });
 
         let mut subsystems = JoinSet::new();
@@ -321,6 +328,18 @@ fn log_unserved(registry: &Registry) {
                  this node does not run them{note}"
             );
         }
+    }
+    // The cache is invalidated by the live-query pipeline (realtime/cache.rs).
+    let cached = registry
+        .queries
+        .values()
+        .filter(|q| q.def.cache_ms.is_some())
+        .count();
+    if cfg!(all(feature = "gateway", not(feature = "realtime"))) && cached > 0 {
+        tracing::warn!(
+            "{cached} queries declare `cache` but the `realtime` feature is off: their results \
+             are not cached (the cache needs realtime's change notifications to stay correct)"
+        );
     }
 }
 

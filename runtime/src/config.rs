@@ -91,9 +91,22 @@ pub struct Config {
     pub ready_interval: Duration,
     /// `FORGE_MCP_MAX_BATCH`: messages in one MCP JSON-RPC batch (default 32).
     pub mcp_max_batch: usize,
-    /// `FORGE_RETENTION`: how long forge keeps webhook idempotency keys and finished cron
-    /// runs before the leader trims them (default 7d).
+    /// `FORGE_RETENTION`: how long forge keeps webhook idempotency keys, finished cron
+    /// runs, finished jobs and finished workflow runs before the leader trims them (default
+    /// 7d).
     pub retention: Duration,
+    /// `FORGE_RETENTION_JOBS`: overrides [`Config::retention`] for completed, dead and
+    /// cancelled jobs.
+    pub retention_jobs: Duration,
+    /// `FORGE_RETENTION_WORKFLOWS`: overrides [`Config::retention`] for completed,
+    /// compensated, cancelled and failed workflow runs (with their steps and events).
+    pub retention_workflows: Duration,
+    /// `FORGE_QUERY_CACHE_ENTRIES`: results of `#[forge::query(cache = …)]` one node keeps
+    /// at most (default 10000; 0 turns the cache off).
+    pub query_cache_entries: usize,
+    /// `FORGE_QUERY_CACHE_BYTES`: bytes of cached result JSON one node keeps at most
+    /// (default 64 MiB).
+    pub query_cache_bytes: usize,
     /// `FORGE_TRUSTED_PROXIES`: peers whose `X-Forwarded-For` names the client (CIDRs or
     /// addresses, comma-separated); empty: the socket peer is the client.
     #[cfg(feature = "gateway")]
@@ -172,6 +185,7 @@ impl Config {
             Some("false") | Some("0") => false,
             Some(other) => return Err(config_error("FORGE_MIGRATE", other, "`true` or `false`")),
         };
+        let retention = duration("FORGE_RETENTION", Duration::from_secs(7 * 24 * 3600))?;
         Ok(Config {
             addr,
             project_root: project_root.to_path_buf(),
@@ -219,7 +233,6 @@ impl Config {
             http_body_timeout: duration("FORGE_HTTP_BODY_TIMEOUT", Duration::from_secs(30))?,
             ready_interval: duration("FORGE_READY_INTERVAL", Duration::from_secs(2))?,
             mcp_max_batch: number("FORGE_MCP_MAX_BATCH", 32)? as usize,
-            retention: duration("FORGE_RETENTION", Duration::from_secs(7 * 24 * 3600))?,
             rate_limit: rate_limit("FORGE_RATE_LIMIT")?,
             webhook_rate_limit: rate_limit("FORGE_WEBHOOK_RATE_LIMIT")?,
             http_allow: match lookup("FORGE_HTTP_ALLOW") {
@@ -232,6 +245,11 @@ impl Config {
                     )
                 })?,
             },
+            query_cache_entries: number("FORGE_QUERY_CACHE_ENTRIES", 10_000)? as usize,
+            query_cache_bytes: number("FORGE_QUERY_CACHE_BYTES", 64 * 1024 * 1024)? as usize,
+            retention,
+            retention_jobs: duration("FORGE_RETENTION_JOBS", retention)?,
+            retention_workflows: duration("FORGE_RETENTION_WORKFLOWS", retention)?,
             #[cfg(feature = "gateway")]
             trusted_proxies: match lookup("FORGE_TRUSTED_PROXIES") {
                 None => Vec::new(),

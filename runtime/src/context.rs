@@ -9,17 +9,15 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use http::HeaderMap;
-use serde::Serialize;
 use sqlx::PgPool;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::auth::Auth;
-use crate::dispatch;
+use crate::dispatch::{dispatch_methods, Dispatcher, Outbox};
 use crate::shared::Shared;
 use crate::tx::{Target, Tx, TxCell};
-use crate::workflow;
 use crate::{Error, Result};
 
 /// What every context carries.
@@ -103,46 +101,23 @@ pub(crate) enum Writes {
     Pool,
 }
 
-/// A `#[forge::mutation]`'s context.
+/// A `#[forge::mutation]`'s context. Its dispatches are written in the mutation's
+/// transaction: if the mutation fails, nothing was queued, and workers see the work only
+/// once it commits (with `transactional = false`, each dispatch commits at once).
 #[derive(Clone)]
 pub struct MutationContext {
     pub(crate) base: Base,
     pub(crate) writes: Writes,
 }
 
-impl MutationContext {
-    /// A sqlx executor bound to the mutation's transaction: `.execute(ctx.tx())`. For a
-    /// mutation with `transactional = false` it is the pool.
-    pub fn tx(&self) -> Tx<'_> {
-        match &self.writes {
-            Writes::Transaction(cell) => Tx(Target::Transaction(cell)),
-            Writes::Pool => Tx(Target::Pool(&self.base.pool)),
-        }
-    }
-
-    /// Queues the job `name` with `input`, in the mutation's transaction: if the mutation
-    /// fails, the job was never queued, and workers see it only once the mutation commits.
-    pub async fn dispatch_job(&self, name: &str, input: impl Serialize) -> Result<Uuid> {
-        dispatch::dispatch(&self.base.shared, self.tx(), name, &input).await
-    }
-
-    /// Starts a run of workflow `name` (its active version) with `input`, in the mutation's
-    /// transaction, and returns the run's id.
-    pub async fn start_workflow(&self, name: &str, input: impl Serialize) -> Result<Uuid> {
-        workflow::start(&self.base.shared, self.tx(), name, &input).await
-    }
-
-    /// Sends the event `key` with `payload` to workflow run `run_id`, in the mutation's
-    /// transaction; a run waiting for it resumes once the mutation commits.
-    pub async fn send_event(&self, run_id: Uuid, key: &str, payload: impl Serialize) -> Result<()> {
-        workflow::send_event(self.tx(), run_id, key, &payload).await
-    }
-}
-
-/// A `#[forge::job]`'s context.
+/// A `#[forge::job]`'s context. Its `dispatch_job`, `start_workflow` and `send_event`
+/// are written in the transaction that records the attempt as completed: an attempt that
+/// fails (or is timed out, or loses its lease) dispatches nothing, and its retry dispatches
+/// again. The ids are returned at once.
 #[derive(Clone)]
 pub struct JobContext {
     pub(crate) base: Base,
+    pub(crate) outbox: Arc<Outbox>,
     pub(crate) job_id: Uuid,
     pub(crate) attempt: u32,
     pub(crate) progress: watch::Sender<Option<(i16, String)>>,
@@ -171,10 +146,12 @@ impl JobContext {
     }
 }
 
-/// A `#[forge::cron]`'s context.
+/// A `#[forge::cron]`'s context. Its dispatches are written in the transaction that records
+/// the tick as completed: a tick that fails dispatches nothing.
 #[derive(Clone)]
 pub struct CronContext {
     pub(crate) base: Base,
+    pub(crate) outbox: Arc<Outbox>,
     pub(crate) scheduled_time: DateTime<Utc>,
     pub(crate) late: bool,
 }
@@ -191,7 +168,8 @@ impl CronContext {
     }
 }
 
-/// A `#[forge::daemon]`'s context.
+/// A `#[forge::daemon]`'s context. A daemon has no outcome to commit with, so each of its
+/// dispatches commits at once, on its own.
 #[derive(Clone)]
 pub struct DaemonContext {
     pub(crate) base: Base,
@@ -220,7 +198,8 @@ pub struct WorkflowContext {
 
 /// A `#[forge::webhook]`'s context. The handler runs in a transaction, committed when it
 /// returns `Ok` and rolled back when it fails; the delivery's idempotency key, when the
-/// webhook has one, is recorded in that same transaction.
+/// webhook has one, and its dispatches are written in that same transaction (a delivery
+/// that fails queues nothing, so the sender's retry does not queue it twice).
 #[derive(Clone)]
 pub struct WebhookContext {
     pub(crate) base: Base,
@@ -233,36 +212,66 @@ impl WebhookContext {
     pub fn headers(&self) -> &HeaderMap {
         &self.headers
     }
-
-    /// A sqlx executor bound to the webhook's transaction: `.execute(ctx.tx())`.
-    pub fn tx(&self) -> Tx<'_> {
-        match &self.writes {
-            Writes::Transaction(cell) => Tx(Target::Transaction(cell)),
-            Writes::Pool => Tx(Target::Pool(&self.base.pool)),
-        }
-    }
-
-    /// Queues the job `name` with `input` in the webhook's transaction: a delivery that
-    /// fails queues nothing, so the sender's retry does not queue it twice.
-    pub async fn dispatch_job(&self, name: &str, input: impl Serialize) -> Result<Uuid> {
-        dispatch::dispatch(&self.base.shared, self.tx(), name, &input).await
-    }
-
-    /// Starts a run of workflow `name` in the webhook's transaction (a failed delivery
-    /// starts nothing) and returns the run's id.
-    pub async fn start_workflow(&self, name: &str, input: impl Serialize) -> Result<Uuid> {
-        workflow::start(&self.base.shared, self.tx(), name, &input).await
-    }
-
-    /// Sends the event `key` with `payload` to workflow run `run_id`, in the webhook's
-    /// transaction.
-    pub async fn send_event(&self, run_id: Uuid, key: &str, payload: impl Serialize) -> Result<()> {
-        workflow::send_event(self.tx(), run_id, key, &payload).await
-    }
 }
 
-/// A `#[forge::mcp_tool]`'s context.
+/// A `#[forge::mcp_tool]`'s context. A tool that changes state is a mutation in all but
+/// name: it runs in a transaction (`ctx.tx()`), committed when it returns `Ok` and rolled
+/// back when it fails, and its dispatches commit with it.
 #[derive(Clone)]
 pub struct McpToolContext {
     pub(crate) base: Base,
+    pub(crate) writes: Writes,
 }
+
+/// The methods of the contexts that write in a transaction of their own, written once.
+macro_rules! transaction_methods {
+    ($($context:ident),* $(,)?) => {$(
+        impl $context {
+            /// A sqlx executor bound to the handler's transaction: `.execute(ctx.tx())`.
+            /// For a mutation with `transactional = false` it is the pool.
+            pub fn tx(&self) -> Tx<'_> {
+                match &self.writes {
+                    Writes::Transaction(cell) => Tx(Target::Transaction(cell)),
+                    Writes::Pool => Tx(Target::Pool(&self.base.pool)),
+                }
+            }
+
+            /// Dispatches go on the handler's transaction: they commit with its writes.
+            pub(crate) fn dispatcher(&self) -> Dispatcher<'_> {
+                Dispatcher::Now(self.tx())
+            }
+        }
+    )*};
+}
+
+transaction_methods!(MutationContext, WebhookContext, McpToolContext);
+
+impl JobContext {
+    /// A job's dispatches are written with its completion: none when the attempt fails.
+    pub(crate) fn dispatcher(&self) -> Dispatcher<'_> {
+        Dispatcher::Deferred(&self.outbox)
+    }
+}
+
+impl CronContext {
+    /// A tick's dispatches are written with its completion: none when it fails.
+    pub(crate) fn dispatcher(&self) -> Dispatcher<'_> {
+        Dispatcher::Deferred(&self.outbox)
+    }
+}
+
+impl DaemonContext {
+    /// A daemon has no outcome to commit with: each dispatch commits at once.
+    pub(crate) fn dispatcher(&self) -> Dispatcher<'_> {
+        Dispatcher::Now(Tx(Target::Pool(&self.base.pool)))
+    }
+}
+
+dispatch_methods!(
+    MutationContext,
+    WebhookContext,
+    McpToolContext,
+    JobContext,
+    CronContext,
+    DaemonContext,
+);

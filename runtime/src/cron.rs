@@ -35,6 +35,7 @@ use futures_util::FutureExt as _;
 use tokio::task::JoinSet;
 
 use crate::context::{Base, CronContext};
+use crate::dispatch::Outbox;
 use crate::error::panic_message;
 use crate::leader::{self, Leadership, Term};
 use crate::registry::{CronDef, Schedule};
@@ -296,8 +297,10 @@ async fn run_tick(shared: Arc<Shared>, name: &'static str, tick: DateTime<Utc>, 
     let Some(cron) = shared.registry.crons.get(name) else {
         return;
     };
+    let outbox = Arc::new(Outbox::default());
     let ctx = CronContext {
         base: Base::new(&shared, None),
+        outbox: outbox.clone(),
         scheduled_time: tick,
         late,
     };
@@ -320,7 +323,30 @@ async fn run_tick(shared: Arc<Shared>, name: &'static str, tick: DateTime<Utc>, 
         None => tracing::debug!(cron = name, %tick, late, "cron tick completed"),
         Some(error) => tracing::warn!(cron = name, %tick, late, %error, "cron tick failed"),
     }
-    let recorded = sqlx::query(
+    let recorded = match record(&shared, name, tick, error.as_deref(), &outbox).await {
+        // The tick completed but its dispatches could not be written: it failed after all.
+        Err(write) if error.is_none() => {
+            let error = format!("writing its dispatches failed: {write}");
+            tracing::warn!(cron = name, %tick, %error, "cron tick failed");
+            record(&shared, name, tick, Some(&error), &outbox).await
+        }
+        recorded => recorded,
+    };
+    if let Err(error) = recorded {
+        tracing::error!(cron = name, %tick, %error, "cannot record the tick's outcome");
+    }
+}
+
+/// Writes the tick's outcome and, when it completed, its dispatches in the same transaction.
+async fn record(
+    shared: &Shared,
+    name: &str,
+    tick: DateTime<Utc>,
+    error: Option<&str>,
+    outbox: &Outbox,
+) -> crate::Result<()> {
+    let mut tx = shared.primary.begin().await?;
+    sqlx::query(
         "UPDATE forge_cron_runs SET status = $3, finished_at = now(), error = $4 \
          WHERE name = $1 AND scheduled_time = $2",
     )
@@ -331,12 +357,14 @@ async fn run_tick(shared: Arc<Shared>, name: &'static str, tick: DateTime<Utc>, 
     } else {
         "failed"
     })
-    .bind(&error)
-    .execute(&shared.primary)
-    .await;
-    if let Err(error) = recorded {
-        tracing::error!(cron = name, %tick, %error, "cannot record the tick's outcome");
+    .bind(error)
+    .execute(&mut *tx)
+    .await?;
+    if error.is_none() {
+        outbox.write(&mut tx).await?;
     }
+    tx.commit().await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -66,8 +66,11 @@
 //!   (a long stall) registers again on its next heartbeat. Every node heartbeats; the deletion
 //!   is leader work, in `leader.rs`.
 //! - **Retention** (`retention.rs`): the leader trims, on gaining leadership and then every
-//!   `FORGE_RETENTION`/4 (1 s to 10 min), webhook idempotency keys and finished cron runs
-//!   older than `FORGE_RETENTION` (default 7d), in batches of 5,000. Each cron keeps its latest
+//!   quarter of the shortest retention (1 s to 10 min), webhook idempotency keys and finished
+//!   cron runs older than `FORGE_RETENTION` (default 7d), completed/dead/cancelled jobs older
+//!   than `FORGE_RETENTION_JOBS` (through `forge_jobs_status_idx`: `created_at` bounds the
+//!   range) and finished workflow runs (steps and events cascade) older than
+//!   `FORGE_RETENTION_WORKFLOWS`, in batches of 5,000. Each cron keeps its latest
 //!   run whatever its age, because catch-up starts from it. It runs with the leader, so a
 //!   cluster without `cron` and `daemons` anywhere does not trim.
 

@@ -22,6 +22,9 @@ pub(crate) struct Shared {
     /// Live-query sessions and subscription groups.
     #[cfg(feature = "realtime")]
     pub realtime: crate::realtime::Hub,
+    /// `#[forge::query(cache = …)]` results, invalidated by the live-query pipeline.
+    #[cfg(feature = "realtime")]
+    pub query_cache: crate::realtime::cache::QueryCache,
     /// This process's row in `forge_nodes`.
     pub node_id: Uuid,
     /// Cancelled when the node starts shutting down.

@@ -28,13 +28,12 @@ use futures_util::FutureExt as _;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
-use sqlx::Executor;
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::context::WorkflowContext;
+use crate::dispatch::{Dispatcher, Outbox};
 use crate::registry::{Registry, WorkflowDef};
-use crate::shared::Shared;
 use crate::{Error, Result};
 
 /// The payload of `NOTIFY forge_jobs_available` that wakes workers for workflow runs (job
@@ -60,6 +59,8 @@ pub(crate) struct RunState {
     pub lost: AtomicBool,
     sleeps: AtomicU32,
     waits: Mutex<HashMap<String, u32>>,
+    /// How many dispatches of each (kind, name) the handler made, for their step keys.
+    dispatches: Mutex<HashMap<String, u32>>,
 }
 
 /// What the executor watches: steps running now, and whether the handler asked to halt.
@@ -126,6 +127,7 @@ impl RunState {
             lost: AtomicBool::new(false),
             sleeps: AtomicU32::new(0),
             waits: Mutex::new(HashMap::new()),
+            dispatches: Mutex::new(HashMap::new()),
         };
         (Arc::new(state), receiver)
     }
@@ -182,6 +184,16 @@ impl RunState {
             return Err(self.lost());
         }
         Ok(())
+    }
+
+    /// The next occurrence of `what` (1-based) in this execution of the handler.
+    fn next(counts: &Mutex<HashMap<String, u32>>, what: &str) -> Result<u32> {
+        let mut counts = counts
+            .lock()
+            .map_err(|_| Error::Internal("the workflow's state was poisoned".into()))?;
+        let n = counts.entry(what.to_owned()).or_insert(0);
+        *n += 1;
+        Ok(*n)
     }
 
     fn register(&self, key: &str, sequence: Option<i64>, result: Value, g: Option<Compensate>) {
@@ -293,15 +305,7 @@ impl WorkflowContext {
     ) -> Result<T> {
         let state = &self.run;
         let pool = &self.base.shared.primary;
-        let n = {
-            let mut waits = state
-                .waits
-                .lock()
-                .map_err(|_| Error::Internal("the workflow's state was poisoned".into()))?;
-            let n = waits.entry(key.to_owned()).or_insert(0);
-            *n += 1;
-            *n
-        };
+        let n = RunState::next(&state.waits, key)?;
         let step = format!("~event/{key}/{n}");
         let timed_out = || Error::Timeout(format!("no event `{key}` arrived within {timeout:?}"));
         let row = state.load(pool, &step).await?;
@@ -371,6 +375,93 @@ impl WorkflowContext {
                 deadline,
             })
             .await
+    }
+}
+
+/// Dispatching from a workflow is a step: the job, run or event and the step's completion
+/// commit in one transaction, fenced like every write of the run, so a replay returns the
+/// stored id and never dispatches twice. Each is keyed by what it dispatches and its
+/// occurrence in the handler (`~job/<name>/<n>`, `~workflow/<name>/<n>`,
+/// `~send/<run>/<key>/<n>`): like waits, a replay must make them in the same order.
+impl WorkflowContext {
+    /// Queues the job `name` with `input`, once per run (a replay returns the stored id).
+    pub async fn dispatch_job(&self, name: &str, input: impl Serialize) -> Result<Uuid> {
+        let key = format!("~job/{name}");
+        self.dispatch_step(key, |outbox| async move {
+            Dispatcher::Deferred(&outbox)
+                .job(&self.base.shared, name, &input)
+                .await
+        })
+        .await
+    }
+
+    /// Starts a run of workflow `name` with `input`, once per run (a replay returns the
+    /// stored id).
+    pub async fn start_workflow(&self, name: &str, input: impl Serialize) -> Result<Uuid> {
+        let key = format!("~workflow/{name}");
+        self.dispatch_step(key, |outbox| async move {
+            Dispatcher::Deferred(&outbox)
+                .workflow(&self.base.shared, name, &input)
+                .await
+        })
+        .await
+    }
+
+    /// Sends the event `key` with `payload` to workflow run `run_id`, once per run.
+    pub async fn send_event(&self, run_id: Uuid, key: &str, payload: impl Serialize) -> Result<()> {
+        let step = format!("~send/{run_id}/{key}");
+        self.dispatch_step(step, |outbox| async move {
+            Dispatcher::Deferred(&outbox)
+                .event(&self.base.shared, run_id, key, &payload)
+                .await
+        })
+        .await
+    }
+
+    async fn dispatch_step<T, F, Fut>(&self, what: String, make: F) -> Result<T>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce(Arc<Outbox>) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let state = &self.run;
+        let pool = &self.base.shared.primary;
+        let n = RunState::next(&state.dispatches, &what)?;
+        let key = format!("{what}/{n}");
+        if let Some((_, Some(result), _, _)) = state.load(pool, &key).await? {
+            return Ok(serde_json::from_value(result)?);
+        }
+        if state.replay_only {
+            state.halt(Halt::Replayed).await
+        }
+        let outbox = Arc::new(Outbox::default());
+        let value = make(outbox.clone()).await?;
+        let result = serde_json::to_value(&value)?;
+        let mut tx = pool.begin().await?;
+        let mine: Option<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM forge_workflow_runs WHERE id = $1 AND locked_by = $2 AND claims = $3 \
+             FOR SHARE",
+        )
+        .bind(state.id)
+        .bind(state.node)
+        .bind(state.claims)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if mine.is_none() {
+            return Err(state.lost());
+        }
+        outbox.write(&mut tx).await?;
+        sqlx::query(
+            "INSERT INTO forge_workflow_steps (run_id, key, status, result, completed_at) \
+             VALUES ($1, $2, 'completed', $3, now())",
+        )
+        .bind(state.id)
+        .bind(&key)
+        .bind(&result)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(value)
     }
 }
 
@@ -516,67 +607,6 @@ where
                 .await?;
             Err(error)
         }
-    }
-}
-
-/// Starts a run of the active version of workflow `name` on `executor` (the caller's
-/// transaction): the run exists, and workers see it, only if the caller commits.
-pub(crate) async fn start<'e>(
-    shared: &Arc<Shared>,
-    executor: impl Executor<'e, Database = sqlx::Postgres>,
-    name: &str,
-    input: &impl Serialize,
-) -> Result<Uuid> {
-    let def = shared.registry.active_workflow(name).ok_or_else(|| {
-        Error::Internal(format!(
-            "start_workflow(\"{name}\"): no workflow of that name is registered"
-        ))
-    })?;
-    let input = serde_json::to_value(input)?;
-    let timeout_ms = def
-        .timeout_ms
-        .map(|ms| i64::try_from(ms).unwrap_or(i64::MAX));
-    let id = sqlx::query_scalar(
-        "WITH run AS (INSERT INTO forge_workflow_runs (name, version, signature, input, timeout_at) \
-                      VALUES ($1, $2, $3, $4, now() + $5 * interval '1 millisecond') RETURNING id) \
-         SELECT id FROM run, pg_notify('forge_jobs_available', $6)",
-    )
-    .bind(def.name)
-    .bind(def.version)
-    .bind(def.signature)
-    .bind(input)
-    .bind(timeout_ms)
-    .bind(WAKE)
-    .fetch_one(executor)
-    .await?;
-    Ok(id)
-}
-
-/// Sends the event `key` with `payload` to run `run_id` on `executor` (the caller's
-/// transaction). `NOT_FOUND` when there is no such run.
-pub(crate) async fn send_event<'e>(
-    executor: impl Executor<'e, Database = sqlx::Postgres>,
-    run_id: Uuid,
-    key: &str,
-    payload: &impl Serialize,
-) -> Result<()> {
-    let payload = serde_json::to_value(payload)?;
-    let sent: Option<i64> = sqlx::query_scalar(
-        "WITH event AS (INSERT INTO forge_workflow_events (run_id, key, payload) \
-                        SELECT id, $2, $3 FROM forge_workflow_runs WHERE id = $1 RETURNING id) \
-         SELECT id FROM event, pg_notify('forge_jobs_available', $4)",
-    )
-    .bind(run_id)
-    .bind(key)
-    .bind(payload)
-    .bind(WAKE)
-    .fetch_optional(executor)
-    .await?;
-    match sent {
-        Some(_) => Ok(()),
-        None => Err(Error::NotFound(format!(
-            "no workflow run has the id {run_id}"
-        ))),
     }
 }
 

@@ -211,6 +211,29 @@ fn rate_limit(meta: &Meta) -> syn::Result<RateLimit> {
         .map_err(|message| syn::Error::new(literal.span(), format!("`rate_limit`: {message}")))
 }
 
+/// A duration that must be more than zero (a cache that lasts no time caches nothing);
+/// a negative one gets its own message rather than "the number is missing".
+fn positive_duration(meta: &Meta, name: &str) -> syn::Result<u64> {
+    let literal = string(meta, name, "\"30s\"")?;
+    let text = literal.value();
+    if text.trim_start().starts_with('-') {
+        return Err(syn::Error::new(
+            literal.span(),
+            format!("`{name}`: `{text}` is negative; give a positive duration such as \"30s\""),
+        ));
+    }
+    let ms = duration(meta, name)?;
+    if ms == 0 {
+        return Err(syn::Error::new(
+            literal.span(),
+            format!(
+                "`{name}`: a duration of zero caches nothing; give a positive duration such as \"30s\", or remove `{name}`"
+            ),
+        ));
+    }
+    Ok(ms)
+}
+
 fn integer<T: std::str::FromStr>(meta: &Meta, name: &str, example: &str) -> syn::Result<T>
 where
     T::Err: std::fmt::Display,
@@ -262,7 +285,7 @@ fn query(reader: &mut Reader, metas: Vec<Meta>) -> syn::Result<QueryOptions> {
                 }
                 options.unscoped = true;
             }
-            "cache" => options.cache_ms = Some(duration(meta, "cache")?),
+            "cache" => options.cache_ms = Some(positive_duration(meta, "cache")?),
             "tables" => options.tables = tables(meta)?,
             "timeout" => options.timeout_ms = Some(duration(meta, "timeout")?),
             "rate_limit" => options.rate_limit = Some(rate_limit(meta)?),
@@ -680,6 +703,14 @@ mod tests {
         };
         assert!(q.public && !q.unscoped);
         assert_eq!(q.cache_ms, Some(30_000));
+        for (cache, message) in [
+            ("0s", "`cache`: a duration of zero caches nothing"),
+            ("0ms", "`cache`: a duration of zero caches nothing"),
+            ("-5s", "`cache`: `-5s` is negative"),
+        ] {
+            let error = parse(Kind::Query, &format!("cache = {cache:?}")).unwrap_err();
+            assert!(error.to_string().starts_with(message), "{cache}: {error}");
+        }
         assert_eq!(q.tables, ["a", "b"]);
         assert_eq!(q.timeout_ms, Some(5_000));
         let Ok(Options::Query(q)) = parse(Kind::Query, r#"scope = "global""#) else {

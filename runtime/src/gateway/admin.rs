@@ -21,6 +21,8 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/cron", get(super::admin_cron::list))
         .route("/jobs", get(super::admin_jobs::list))
         .route("/jobs/{id}", get(super::admin_jobs::get))
+        .route("/jobs/{id}/retry", post(super::admin_jobs::retry))
+        .route("/jobs/{id}/cancel", post(super::admin_jobs::cancel))
         .route("/workflows/{id}", get(super::admin_workflows::get))
         .route(
             "/workflows/{id}/cancel",

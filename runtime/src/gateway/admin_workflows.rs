@@ -174,7 +174,7 @@ pub(super) async fn event(
                 message: format!("the body is not JSON: {error}"),
             })?
         };
-        crate::workflow::send_event(&shared.primary, id, &key, &payload).await?;
+        crate::dispatch::insert_event(&shared.primary, id, &key, payload).await?;
         Ok(serde_json::json!({ "id": id, "event": key }))
     };
     admin(&shared, &headers, view).await

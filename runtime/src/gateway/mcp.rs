@@ -35,13 +35,15 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
+use tracing::Instrument as _;
 
 use super::auth::authenticate;
 use super::call;
 use super::client::Client;
 use super::rate_limit::check_call;
+use super::RequestId;
 use crate::auth::Auth;
-use crate::context::{Base, McpToolContext};
+use crate::context::{Base, McpToolContext, Writes};
 use crate::registry::ARGS_REJECTED;
 use crate::shared::Shared;
 use crate::Error;
@@ -57,8 +59,25 @@ const INVALID_PARAMS: i64 = -32602;
 /// In the range JSON-RPC leaves to servers.
 const UNAUTHORIZED: i64 = -32001;
 
+/// Every MCP request has a request id, as RPC calls do: the caller's `X-Request-Id` or a
+/// fresh one, sent back in the header and on every log line of its tool calls.
 pub(crate) async fn post(
     State(shared): State<Arc<Shared>>,
+    client: Client,
+    headers: HeaderMap,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> Response {
+    let request_id = RequestId::from_headers(&headers);
+    let span = tracing::info_span!("mcp", request_id = %request_id.0);
+    let mut response = serve(shared, client, headers, body).instrument(span).await;
+    if let Ok(value) = HeaderValue::from_str(&request_id.0) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+async fn serve(
+    shared: Arc<Shared>,
     client: Client,
     headers: HeaderMap,
     body: std::result::Result<Bytes, BytesRejection>,
@@ -292,16 +311,24 @@ async fn tools_call(
             ))
         }
     };
-    let context = McpToolContext {
-        base: Base::new(shared, Some(auth.clone())),
-    };
     let rejected = Arc::new(AtomicBool::new(false));
     let limit = tool.def.rate_limit;
+    let (owned, caller, handler) = (shared.clone(), auth.clone(), tool.call.clone());
+    // A tool that changes state is a mutation in all but name: it runs in a transaction,
+    // committed on `Ok`, with its dispatches.
+    let run = async move {
+        let cell = call::begin(&owned).await?;
+        let context = McpToolContext {
+            base: Base::new(&owned, Some(caller)),
+            writes: Writes::Transaction(cell.clone()),
+        };
+        call::in_transaction(cell, handler(context, args)).await
+    };
     // Over the limit is a tool error like a handler's (`RATE_LIMITED`, with
     // `details.retry_after_ms`): nothing runs.
     let result = match check_call(shared, "mcp", &name, limit, Some(auth), ip).await {
         Ok(()) => {
-            let future = ARGS_REJECTED.scope(rejected.clone(), (tool.call)(context, args));
+            let future = ARGS_REJECTED.scope(rejected.clone(), run);
             call::run(shared, &name, None, future).await
         }
         Err(error) => Err(error),

@@ -41,6 +41,14 @@
 //!   ≤ 128 bytes) is kept as the request id; otherwise a UUID is made.
 //! - **Non-transactional mutations.** `ctx.tx()` is the pool; `dispatch_job` inserts at once
 //!   (FG201 reports the pattern statically).
+//! - **MCP tools write like mutations**: each call runs in a transaction (`ctx.tx()`),
+//!   committed on `Ok`, and its dispatches commit with it.
+//! - **Query cache** (`realtime/cache.rs`, feature `realtime`): per node, keyed by (query,
+//!   canonical arguments, the caller's claims as JSON); every `forge_changes` notification
+//!   drops the entries of queries reading that table at once (not after the live queries'
+//!   debounce), a reconnect or lag drops all, and a run that overlapped an invalidation
+//!   (a generation counter) is not stored. FIFO eviction past the entry and byte bounds.
+//!   `x-forge-cache: hit|miss` on RPC responses.
 //! - **MCP** (`POST /_api/mcp`): stateless (no `Mcp-Session-Id`; `GET` is 405), answers
 //!   `application/json` only (406 when the `Accept` header excludes it), protocol versions
 //!   2025-11-25, 2025-06-18, 2025-03-26, 2024-11-05 (the client's when known, else the

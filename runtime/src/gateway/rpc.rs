@@ -5,7 +5,8 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::IntoResponse as _;
 use serde_json::Value;
 
 use super::auth::authenticate;
@@ -22,16 +23,39 @@ pub(crate) async fn call(
     client: Client,
     headers: HeaderMap,
     body: std::result::Result<Bytes, BytesRejection>,
-) -> Response {
+) -> axum::response::Response {
     let request_id = RequestId::from_headers(&headers);
+    let mut cache = None;
     let result = match body {
-        Ok(body) => dispatch(&shared, &name, client, &headers, &body).await,
+        Ok(body) => dispatch(&shared, &name, client, &headers, &body, &mut cache).await,
         Err(rejection) => Err(super::server::body_error(rejection)),
     };
     if let Err(error) = &result {
         tracing::debug!(request_id = %request_id.0, function = %name, code = error.code(), "call failed");
     }
-    Response { request_id, result }
+    let mut response = Response { request_id, result }.into_response();
+    if let Some(cache) = cache {
+        response
+            .headers_mut()
+            .insert("x-forge-cache", HeaderValue::from_static(cache.header()));
+    }
+    response
+}
+
+/// Whether a call to a query with `cache` was answered from the cache.
+#[derive(Debug, Clone, Copy)]
+enum Cache {
+    Hit,
+    Miss,
+}
+
+impl Cache {
+    fn header(self) -> &'static str {
+        match self {
+            Cache::Hit => "hit",
+            Cache::Miss => "miss",
+        }
+    }
 }
 
 /// The `args` of the envelope; a body without `args` calls with `{}`.
@@ -62,18 +86,43 @@ async fn dispatch(
     client: Client,
     headers: &HeaderMap,
     body: &[u8],
+    cache: &mut Option<Cache>,
 ) -> Result<Value> {
     if let Some(query) = shared.registry.queries.get(name) {
         let auth = authenticate(shared, headers, query.def.public).await?;
         let limit = query.def.rate_limit;
         check_call(shared, "rpc", name, limit, auth.as_ref(), client.ip).await?;
         let args = args(body)?;
+        #[cfg(feature = "realtime")]
+        let cached = query.def.cache_ms.map(|ms| {
+            let key = crate::realtime::cache::Key::new(query.def.name, &args, auth.as_ref());
+            (key, std::time::Duration::from_millis(ms))
+        });
+        #[cfg(feature = "realtime")]
+        if let Some((key, _)) = &cached {
+            if let Some(hit) = shared.query_cache.get(key) {
+                *cache = Some(Cache::Hit);
+                return Ok(Value::clone(&hit));
+            }
+            *cache = Some(Cache::Miss);
+        }
+        #[cfg(feature = "realtime")]
+        let generation = shared.query_cache.generation();
+        #[cfg(not(feature = "realtime"))]
+        let _ = cache;
         let mut base = Base::new(shared, auth);
         if let Some(replica) = shared.gateway.replicas.pick() {
             base.pool = replica;
         }
         let future = (query.call)(QueryContext { base }, args);
-        return call::run_inline(shared, name, query.def.timeout_ms, future).await;
+        let result = call::run_inline(shared, name, query.def.timeout_ms, future).await;
+        #[cfg(feature = "realtime")]
+        if let (Some((key, ttl)), Ok(value)) = (cached, &result) {
+            shared
+                .query_cache
+                .put(key, value, ttl, query.def.tables_read, generation);
+        }
+        return result;
     }
     if let Some(mutation) = shared.registry.mutations.get(name) {
         let auth = authenticate(shared, headers, mutation.def.public).await?;

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::worker::millis;
 use crate::context::{Base, JobContext};
+use crate::dispatch::Outbox;
 use crate::error::panic_message;
 use crate::registry::Retry;
 use crate::shared::Shared;
@@ -46,15 +47,17 @@ async fn execute(shared: Arc<Shared>, job: Claimed) {
     let Some(handler) = shared.registry.jobs.get(job.name.as_str()) else {
         // The claim only takes registered names; this is a bug, not the job's fault.
         let error = format!("no job named `{}` is registered on this node", job.name);
-        record(&shared, &job, None, None, Err(error)).await;
+        record(&shared, &job, None, None, &Outbox::default(), Err(error)).await;
         return;
     };
     let retry = handler.def.retry;
     let timeout_ms = handler.def.timeout_ms;
     let call = handler.call.clone();
     let (progress, mut latest) = watch::channel(None);
+    let outbox = Arc::new(Outbox::default());
     let context = JobContext {
         base: Base::new(&shared, None),
+        outbox: outbox.clone(),
         job_id: job.id,
         attempt: u32::try_from(job.attempt).unwrap_or(0),
         progress,
@@ -89,9 +92,27 @@ async fn execute(shared: Arc<Shared>, job: Claimed) {
         &job,
         Some(&retry),
         progress,
+        &outbox,
         outcome.map(|()| started.elapsed()),
     )
     .await;
+}
+
+/// Runs `update` (the completion, guarded by [`MINE`]) and, when it still owned the job,
+/// writes the attempt's dispatches, in one transaction; the rows the update changed.
+async fn with_dispatches(
+    pool: &sqlx::PgPool,
+    update: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    outbox: &Outbox,
+) -> crate::Result<u64> {
+    let mut tx = pool.begin().await?;
+    let owned = update.execute(&mut *tx).await?.rows_affected();
+    if owned == 0 {
+        return Ok(0);
+    }
+    outbox.write(&mut tx).await?;
+    tx.commit().await?;
+    Ok(owned)
 }
 
 enum Never {}
@@ -149,11 +170,13 @@ async fn keep(shared: &Shared, job: &Claimed, mut progress: watch::Receiver<Prog
 
 /// Writes the attempt's outcome: `completed`; or `failed` with the retry's time; or `dead`
 /// after the last attempt (or without a retry policy, for a job this node cannot run).
+/// A completed attempt's dispatches (`outbox`) are written in the same transaction.
 async fn record(
     shared: &Shared,
     job: &Claimed,
     retry: Option<&Retry>,
     progress: Progress,
+    outbox: &Outbox,
     outcome: Result<Duration, String>,
 ) {
     let (pct, message) = progress.unzip();
@@ -185,7 +208,7 @@ async fn record(
     let mut tries = 0;
     let written = loop {
         tries += 1;
-        let written = sqlx::query(&sql)
+        let update = sqlx::query(&sql)
             .bind(job.id)
             .bind(shared.node_id)
             .bind(job.attempt)
@@ -193,9 +216,16 @@ async fn record(
             .bind(delay_ms)
             .bind(error)
             .bind(pct)
-            .bind(message.as_deref())
-            .execute(&shared.primary)
-            .await;
+            .bind(message.as_deref());
+        let written = if status == "completed" && outbox.len() > 0 {
+            with_dispatches(&shared.primary, update, outbox).await
+        } else {
+            update
+                .execute(&shared.primary)
+                .await
+                .map(|done| done.rows_affected())
+                .map_err(crate::Error::from)
+        };
         match written {
             Err(error) if tries < 3 => {
                 tracing::warn!(%error, "recording the job's outcome failed; trying again");
@@ -205,7 +235,7 @@ async fn record(
         }
     };
     match written {
-        Ok(done) if done.rows_affected() == 0 => {
+        Ok(0) => {
             tracing::warn!(
                 status,
                 "the job was taken back while it ran (its lease expired); this outcome is discarded"

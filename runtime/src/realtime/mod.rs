@@ -100,6 +100,7 @@
 //!   `live(client, "query", args)`, a store with Svelte's contract over
 //!   `{ data, error }`; both names yield to handlers of the same name (`subscribe2`).
 
+pub(crate) mod cache;
 mod http;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -887,10 +888,14 @@ async fn invalidate(shared: Arc<Shared>, mut heard: tokio::sync::broadcast::Rece
                     match serde_json::from_str::<Change>(&payload) {
                         Ok(change) => {
                             seen = Some(seen.map_or(change.id, |s| s.max(change.id)));
-                            batch.tables.insert((change.s, change.t));
+                            // Cached results go at once; live queries wait for the quiet.
+                            let table = BTreeSet::from([(change.s, change.t)]);
+                            shared.query_cache.invalidate(&table);
+                            batch.tables.extend(table);
                         }
                         Err(error) => {
                             tracing::warn!(%error, %payload, "unreadable change notification");
+                            shared.query_cache.clear();
                             batch.everything = true;
                         }
                     }
@@ -907,11 +912,14 @@ async fn invalidate(shared: Arc<Shared>, mut heard: tokio::sync::broadcast::Rece
                         replay(&shared, seen, up_since_lost, &mut batch).await;
                     }
                     up_since_lost = std::time::SystemTime::now();
+                    // Changes may have been missed while the session was down.
+                    shared.query_cache.clear();
                     if !batch.everything && batch.tables.is_empty() {
                         continue;
                     }
                 }
                 Err(RecvError::Lagged(missed)) => {
+                    shared.query_cache.clear();
                     tracing::warn!(
                         missed,
                         "live queries fell behind the change stream; re-running all"

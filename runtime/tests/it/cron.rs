@@ -403,3 +403,64 @@ async fn a_tick_cut_off_at_shutdown_is_recorded_failed() {
         )]
     );
 }
+
+/// A tick's dispatches are written with its completion: a tick that fails after
+/// dispatching queued nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tick_dispatches_with_its_completion_and_a_failed_tick_dispatches_nothing() {
+    let db = database().await;
+    let job = forge::registry::JobDef {
+        name: "tick_job",
+        module: "",
+        retry: forge::registry::Retry {
+            max_attempts: 1,
+            backoff: forge::registry::Backoff::Fixed,
+            base_ms: 10,
+            max_ms: 10,
+        },
+        timeout_ms: None,
+        queue: "default",
+        priority: 0,
+    };
+    let a = node(db.url(), |registry| {
+        registry.job(job, |_ctx: forge::JobContext, _input| async move { Ok(()) });
+        registry.cron(
+            def("dispatches", Schedule::EveryMs(300), 0, None),
+            |ctx: CronContext| async move {
+                ctx.dispatch_job("tick_job", serde_json::json!({"ok": true}))
+                    .await?;
+                Ok(())
+            },
+        );
+        registry.cron(
+            def("dispatches_then_fails", Schedule::EveryMs(300), 0, None),
+            |ctx: CronContext| async move {
+                ctx.dispatch_job("tick_job", serde_json::json!({"ok": false}))
+                    .await?;
+                Err::<(), _>(forge::Error::Internal("after dispatching".into()))
+            },
+        );
+    })
+    .await;
+    let count = |status: &'static str| {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM forge_cron_runs WHERE name = 'dispatches_then_fails' AND status = $1",
+        )
+        .bind(status)
+        .fetch_one(db.pool())
+    };
+    eventually(Duration::from_secs(10), "two failed ticks", || async {
+        (count("failed").await.unwrap() >= 2).then_some(())
+    })
+    .await;
+    let inputs: Vec<Value> = sqlx::query_scalar("SELECT DISTINCT input FROM forge_jobs")
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        inputs,
+        [serde_json::json!({"ok": true})],
+        "only completed ticks queued"
+    );
+    a.shutdown().await.unwrap();
+}

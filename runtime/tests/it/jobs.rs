@@ -187,6 +187,22 @@ fn register(registry: &mut Registry) {
             Ok(())
         },
     );
+    // Dispatches `record` on every attempt and fails its first: only the second attempt's
+    // dispatch is written, with its completion.
+    registry.job(
+        job("chain", 2, Backoff::Fixed, 10),
+        |ctx: JobContext, _input| async move {
+            let marker = format!("chain-{}", ctx.attempt());
+            let id = ctx
+                .dispatch_job("record", json!({"marker": marker}))
+                .await?;
+            record(&ctx, &id.to_string()).await?;
+            if ctx.attempt() == 1 {
+                return Err(forge::Error::Internal("first attempts fail".into()));
+            }
+            Ok(())
+        },
+    );
     registry.job(
         job("noop", 1, Backoff::Fixed, 10),
         |_ctx: JobContext, _input| async move { Ok(()) },
@@ -671,6 +687,165 @@ async fn admin_lists_and_shows_jobs_to_admins_only() {
         let (status, _) = get(&path, None).await;
         assert_eq!(status, 401);
     }
+    node.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_dispatches_with_its_completion_and_a_failed_attempt_dispatches_nothing() {
+    let db = database().await;
+    let node = start(config(db.url())).await;
+    let chain = enqueue(db.pool(), "chain", json!(null), 2).await;
+    until("the chain completes", SOON, || {
+        status_is(db.pool(), chain, "completed")
+    })
+    .await;
+    let said: Vec<Uuid> = runs(db.pool(), chain)
+        .await
+        .into_iter()
+        .map(|(_, note, _)| note.parse().unwrap())
+        .collect();
+    assert_eq!(said.len(), 2, "two attempts");
+    let queued: Vec<(Uuid, Value)> =
+        sqlx::query_as("SELECT id, input FROM forge_jobs WHERE name = 'record'")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        queued,
+        [(said[1], json!({"marker": "chain-2"}))],
+        "only the completed attempt's dispatch, under the id it was given"
+    );
+    until("the dispatched job runs", SOON, || {
+        status_is(db.pool(), said[1], "completed")
+    })
+    .await;
+    node.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_retries_cancels_and_pages_jobs_and_refuses_what_a_status_forbids() {
+    let db = database().await;
+    let mut config = config(db.url());
+    config.job_concurrency = 0;
+    let node = start(config).await;
+    let http = reqwest::Client::new();
+    let admin = token(Uuid::new_v4(), None, &["admin"]);
+    let post = |path: String| {
+        let request = http
+            .post(format!("http://{}/_api/admin/jobs/{path}", node.addr()))
+            .bearer_auth(&admin);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+    let get = |path: String| {
+        let request = http
+            .get(format!("http://{}/_api/admin/jobs{path}", node.addr()))
+            .bearer_auth(&admin);
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let set = |id: Uuid, status: &'static str, attempts: i32| {
+        sqlx::query("UPDATE forge_jobs SET status = $2, attempts = $3 WHERE id = $1")
+            .bind(id)
+            .bind(status)
+            .bind(attempts)
+            .execute(db.pool())
+    };
+    let dead = enqueue(db.pool(), "doomed", json!(null), 2).await;
+    set(dead, "dead", 2).await.unwrap();
+    let (status, body) = post(format!("{dead}/retry")).await;
+    assert_eq!(
+        (status, &body["data"]["status"]),
+        (200, &json!("pending")),
+        "{body}"
+    );
+    let retried = row(db.pool(), dead).await;
+    assert_eq!(
+        (retried.status.as_str(), retried.attempts),
+        ("pending", 0),
+        "a full retry budget"
+    );
+
+    let failed = enqueue(db.pool(), "doomed", json!(null), 2).await;
+    set(failed, "failed", 1).await.unwrap();
+    let (status, _) = post(format!("{failed}/retry")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        row(db.pool(), failed).await.attempts,
+        1,
+        "a failed job keeps its attempts"
+    );
+
+    // Refusals name the status and change nothing.
+    let running = enqueue(db.pool(), "count", json!(null), 1).await;
+    set(running, "running", 1).await.unwrap();
+    let completed = enqueue(db.pool(), "count", json!(null), 1).await;
+    set(completed, "completed", 1).await.unwrap();
+    for (id, action, current) in [
+        (running, "retry", "running"),
+        (running, "cancel", "running"),
+        (completed, "cancel", "completed"),
+        (completed, "retry", "completed"),
+    ] {
+        let (status, body) = post(format!("{id}/{action}")).await;
+        assert_eq!(
+            (status, &body["error"]["code"]),
+            (400, &json!("VALIDATION_ERROR")),
+            "{action} {current}: {body}"
+        );
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("the job is {current}")),
+            "{message}"
+        );
+        assert_eq!(row(db.pool(), id).await.status, current, "unchanged");
+    }
+    let (status, body) = post(format!("{}/cancel", Uuid::new_v4())).await;
+    assert_eq!((status, &body["error"]["code"]), (404, &json!("NOT_FOUND")));
+
+    // Cancel: the `cancelled` status is reachable.
+    let (status, body) = post(format!("{failed}/cancel")).await;
+    assert_eq!(
+        (status, &body["data"]["status"]),
+        (200, &json!("cancelled"))
+    );
+    let (status, _) = post(format!("{failed}/cancel")).await;
+    assert_eq!(status, 400, "cancelled once");
+
+    // Filters and keyset pages.
+    let mut mail = Vec::new();
+    for n in 0..5 {
+        let id = enqueue(db.pool(), "mail", json!({"n": n}), 1).await;
+        sqlx::query(
+            "UPDATE forge_jobs SET queue = 'outbox', created_at = now() + $2 * interval '1 second'              WHERE id = $1",
+        )
+        .bind(id)
+        .bind(f64::from(n))
+        .execute(db.pool())
+        .await
+        .unwrap();
+        mail.push(id);
+    }
+    mail.reverse();
+    let ids = |body: &Value| -> Vec<Uuid> {
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| serde_json::from_value(j["id"].clone()).unwrap())
+            .collect()
+    };
+    let page = get("?name=mail&limit=2".into()).await;
+    assert_eq!(ids(&page), mail[..2]);
+    let page = get(format!("?name=mail&limit=2&before={}", mail[1])).await;
+    assert_eq!(ids(&page), mail[2..4]);
+    let page = get(format!("?queue=outbox&limit=2&before={}", mail[3])).await;
+    assert_eq!(ids(&page), mail[4..]);
+    assert_eq!(ids(&get("?queue=nowhere".into()).await), Vec::<Uuid>::new());
+    let page = get(format!("?before={}", Uuid::new_v4())).await;
+    assert_eq!(page["error"]["details"]["field"], "before", "{page}");
     node.shutdown().await.unwrap();
 }
 

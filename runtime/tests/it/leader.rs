@@ -291,3 +291,66 @@ async fn the_leader_trims_rows_past_the_retention_period() {
     );
     a.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_leader_trims_finished_jobs_and_workflow_runs_with_their_own_retention() {
+    let db = TestDatabase::new().await;
+    node(db.url(), |_| {}).await.shutdown().await.unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO forge_jobs (name, input, max_attempts, status, created_at, finished_at) VALUES \
+           ('old-completed', '{}', 1, 'completed', now() - interval '3 days', now() - interval '3 days'), \
+           ('old-dead', '{}', 1, 'dead', now() - interval '3 days', now() - interval '2 days'), \
+           ('old-cancelled', '{}', 1, 'cancelled', now() - interval '3 days', now() - interval '3 days'), \
+           ('recently-finished', '{}', 1, 'completed', now() - interval '3 days', now() - interval '1 hour'), \
+           ('old-pending', '{}', 1, 'pending', now() - interval '3 days', NULL), \
+           ('old-failed', '{}', 1, 'failed', now() - interval '3 days', NULL); \
+         INSERT INTO forge_workflow_runs (name, version, signature, input, status, updated_at) VALUES \
+           ('old-completed', '1', repeat('a', 32), '{}', 'completed', now() - interval '9 days'), \
+           ('old-failed', '1', repeat('a', 32), '{}', 'failed', now() - interval '9 days'), \
+           ('old-sleeping', '1', repeat('a', 32), '{}', 'sleeping', now() - interval '9 days'), \
+           ('recent', '1', repeat('a', 32), '{}', 'completed', now() - interval '3 days'); \
+         INSERT INTO forge_workflow_steps (run_id, key, status) \
+           SELECT id, 'a', 'completed' FROM forge_workflow_runs;",
+    )
+    .execute(db.pool())
+    .await
+    .unwrap();
+    // Jobs keep one day, workflow runs the default week.
+    let mut config = forge::testing::config(db.url());
+    config.job_concurrency = 0;
+    config.retention_jobs = Duration::from_secs(24 * 3600);
+    let a = forge::App::new(config).start().await.unwrap();
+    let names = |table: &'static str| {
+        let sql = match table {
+            "forge_jobs" => "SELECT name FROM forge_jobs ORDER BY name",
+            _ => "SELECT name FROM forge_workflow_runs ORDER BY name",
+        };
+        sqlx::query_scalar::<_, String>(sql).fetch_all(db.pool())
+    };
+    eventually(
+        Duration::from_secs(5),
+        "finished jobs are trimmed",
+        || async { (names("forge_jobs").await.unwrap().len() == 3).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        names("forge_jobs").await.unwrap(),
+        ["old-failed", "old-pending", "recently-finished"]
+    );
+    eventually(
+        Duration::from_secs(5),
+        "finished runs are trimmed",
+        || async { (names("forge_workflow_runs").await.unwrap().len() == 2).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        names("forge_workflow_runs").await.unwrap(),
+        ["old-sleeping", "recent"]
+    );
+    let steps: i64 = sqlx::query_scalar("SELECT count(*) FROM forge_workflow_steps")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(steps, 2, "the trimmed runs' steps went with them");
+    a.shutdown().await.unwrap();
+}

@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use forge::registry::{decode_args, MutationDef, NoArgs, QueryDef};
+use forge::registry::{decode_args, McpToolDef, MutationDef, NoArgs, QueryDef, WebhookDef};
 use forge::testing::{config, TestDatabase};
-use forge::{App, MutationContext, QueryContext, Registry};
+use forge::{App, McpToolContext, MutationContext, QueryContext, Registry, WebhookContext};
 use serde_json::{json, Value};
 
 fn query(name: &'static str) -> QueryDef {
@@ -32,6 +32,31 @@ fn register(registry: &mut Registry) {
     registry.query(query("slow"), |_ctx: QueryContext, _args| async move {
         tokio::time::sleep(Duration::from_millis(700)).await;
         Ok("done")
+    });
+    // Webhook deliveries and MCP calls are calls too: drained at shutdown like RPC.
+    let hook = WebhookDef {
+        name: "slow_hook",
+        module: "",
+        path: "/hooks/slow",
+        signature: None,
+        idempotency_header: None,
+    };
+    registry.webhook(hook, |_ctx: WebhookContext, _body| async move {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        Ok("delivered")
+    });
+    let tool = McpToolDef {
+        rate_limit: None,
+        name: "slow_tool",
+        module: "",
+        title: None,
+        description: None,
+        read_only: true,
+        input_schema: r#"{"type":"object"}"#,
+    };
+    registry.mcp_tool(tool, |_ctx: McpToolContext, _args| async move {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        Ok("answered")
     });
     let def = MutationDef {
         name: "which_primary",
@@ -161,9 +186,32 @@ async fn shutdown_finishes_calls_in_flight_and_removes_the_node() {
         .unwrap();
     let addr = node.addr();
     let in_flight = tokio::spawn(call(addr, "slow"));
+    let delivery = tokio::spawn(
+        reqwest::Client::new()
+            .post(format!("http://{addr}/hooks/slow"))
+            .json(&json!({}))
+            .send(),
+    );
+    let token = forge::testing::token(uuid::Uuid::new_v4(), None, &[]);
+    let tool_call = tokio::spawn(
+        reqwest::Client::new()
+            .post(format!("http://{addr}/_api/mcp"))
+            .header("accept", "application/json")
+            .bearer_auth(token)
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                          "params": {"name": "slow_tool", "arguments": {}}}))
+            .send(),
+    );
     tokio::time::sleep(Duration::from_millis(200)).await;
     node.shutdown().await.unwrap();
     assert_eq!(in_flight.await.unwrap()["data"], "done");
+    let delivered: Value = delivery.await.unwrap().unwrap().json().await.unwrap();
+    assert_eq!(delivered["data"], "delivered", "{delivered}");
+    let answered: Value = tool_call.await.unwrap().unwrap().json().await.unwrap();
+    assert_eq!(
+        answered["result"]["structuredContent"]["result"], "answered",
+        "{answered}"
+    );
     let nodes: i64 = sqlx::query_scalar("SELECT count(*) FROM forge_nodes")
         .fetch_one(db.pool())
         .await

@@ -6,6 +6,7 @@
 mod common;
 
 mod browser;
+mod cache;
 mod cron;
 mod daemons;
 mod hardening;

@@ -89,6 +89,49 @@ fn register(registry: &mut Registry) {
             Ok(texts)
         },
     );
+    // Writes in the tool's transaction and queues a job there; fails on request.
+    registry.mcp_tool(
+        tool(
+            "notes.queue",
+            false,
+            None,
+            r#"{"type":"object","properties":{"text":{"type":"string"},"fail":{"type":"boolean"}},"required":["text","fail"],"additionalProperties":false}"#,
+        ),
+        |ctx: McpToolContext, args| async move {
+            #[derive(Deserialize)]
+            struct Queue {
+                text: String,
+                fail: bool,
+            }
+            let Queue { text, fail } = decode_args(args)?;
+            sqlx::query("INSERT INTO notes (owner, text) VALUES ($1, $2)")
+                .bind(ctx.user_id()?)
+                .bind(&text)
+                .execute(ctx.tx())
+                .await?;
+            let job = ctx.dispatch_job("index", json!({"text": text})).await?;
+            if fail {
+                return Err(forge::Error::Validation("asked to fail".into()));
+            }
+            Ok(json!({"job": job}))
+        },
+    );
+    registry.job(
+        forge::registry::JobDef {
+            name: "index",
+            module: "",
+            retry: forge::registry::Retry {
+                max_attempts: 1,
+                backoff: forge::registry::Backoff::Fixed,
+                base_ms: 10,
+                max_ms: 10,
+            },
+            timeout_ms: None,
+            queue: "default",
+            priority: 0,
+        },
+        |_ctx: forge::JobContext, _input| async move { Ok(()) },
+    );
     registry.mcp_tool(
         tool(
             "refuse",
@@ -259,14 +302,17 @@ async fn a_real_mcp_client_lists_and_calls_tools() {
 
     let tools = seen["tools"].as_array().unwrap();
     let names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["notes.add", "notes.search", "refuse"]);
+    assert_eq!(
+        names,
+        ["notes.add", "notes.queue", "notes.search", "refuse"]
+    );
     assert_eq!(tools[0]["title"], "Add a note");
     assert_eq!(tools[0]["description"], "Adds a note for the caller.");
     assert_eq!(tools[0]["annotations"]["readOnlyHint"], false);
-    assert_eq!(tools[1]["annotations"]["readOnlyHint"], true);
-    assert_eq!(tools[1]["inputSchema"]["required"], json!(["query"]));
+    assert_eq!(tools[2]["annotations"]["readOnlyHint"], true);
+    assert_eq!(tools[2]["inputSchema"]["required"], json!(["query"]));
     assert_eq!(
-        tools[1]["inputSchema"]["properties"]["query"],
+        tools[2]["inputSchema"]["properties"]["query"],
         json!({"type": "string"})
     );
 
@@ -422,4 +468,57 @@ async fn the_protocol_over_raw_http() {
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 405);
+}
+
+/// A tool that changes state is a mutation in all but name: its writes and dispatches
+/// commit together, or not at all; and its request has an id, like an RPC call.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tool_writes_and_dispatches_in_one_transaction_under_a_request_id() {
+    let fixture = start().await;
+    let token = token(Uuid::new_v4(), None, &[]);
+    let call = |text: &str, fail: bool| {
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+               "params": {"name": "notes.queue", "arguments": {"text": text, "fail": fail}}})
+    };
+    let answer = fixture.rpc(call("kept", false), &token).await;
+    assert_eq!(answer["result"]["isError"], false, "{answer}");
+    let job: Uuid =
+        serde_json::from_value(answer["result"]["structuredContent"]["job"].clone()).unwrap();
+    let answer = fixture.rpc(call("dropped", true), &token).await;
+    assert_eq!(answer["result"]["isError"], true, "{answer}");
+    let pool = fixture._db.pool();
+    let notes: Vec<String> = sqlx::query_scalar("SELECT text FROM notes ORDER BY id")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    assert_eq!(notes, ["kept"], "the failed call wrote nothing");
+    let jobs: Vec<(Uuid, Value)> =
+        sqlx::query_as("SELECT id, input FROM forge_jobs WHERE name = 'index'")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        jobs,
+        [(job, json!({"text": "kept"}))],
+        "nor queued anything"
+    );
+
+    let (_, headers, _) = fixture
+        .post(
+            json!({"jsonrpc": "2.0", "id": 2, "method": "ping"}),
+            Some(&token),
+        )
+        .await;
+    assert!(headers.get("x-request-id").is_some(), "{headers:?}");
+    let response = reqwest::Client::new()
+        .post(fixture.url())
+        .header("accept", "application/json")
+        .header("x-request-id", "trace-42")
+        .bearer_auth(&token)
+        .json(&json!({"jsonrpc": "2.0", "id": 3, "method": "ping"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "trace-42");
+    fixture.node.shutdown().await.unwrap();
 }

@@ -520,3 +520,162 @@ async fn versions_pin_block_and_resume_after_a_retry() {
     assert_eq!(code, 200, "{body}");
     node.shutdown().await.unwrap();
 }
+
+/// Dispatching from a workflow is a step: the run suspends on a sleep after dispatching and
+/// replays from the top, and the replay gets the stored ids instead of dispatching again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_workflow_dispatches_once_across_replays() {
+    let (db, pool) = setup().await;
+    let node = start_node(db.url(), |registry| {
+        base(registry);
+        registry.job(
+            forge::registry::JobDef {
+                name: "noted",
+                module: "",
+                retry: forge::registry::Retry {
+                    max_attempts: 1,
+                    backoff: forge::registry::Backoff::Fixed,
+                    base_ms: 10,
+                    max_ms: 10,
+                },
+                timeout_ms: None,
+                queue: "default",
+                priority: 0,
+            },
+            |_ctx: forge::JobContext, _input| async move { Ok(()) },
+        );
+        registry.workflow(
+            def("fan_out", "1", SIG_A),
+            |ctx: WorkflowContext, _input| async move {
+                let job = ctx.dispatch_job("noted", json!({"n": 1})).await?;
+                let again = ctx.dispatch_job("noted", json!({"n": 2})).await?;
+                let child = ctx.start_workflow("approval", json!({})).await?;
+                ctx.send_event(child, "approved", json!("yes")).await?;
+                effect(&ctx, "dispatched").await?;
+                ctx.sleep(Duration::from_millis(700)).await?;
+                Ok(json!({"job": job, "again": again, "child": child}))
+            },
+        );
+    })
+    .await;
+    let run = start(&node, "fan_out", json!({})).await;
+    reaches(&pool, run, "completed").await;
+    let output: Value = sqlx::query_scalar("SELECT output FROM forge_workflow_runs WHERE id = $1")
+        .bind(run)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        effects(&pool, run).await,
+        ["dispatched", "dispatched"],
+        "the handler ran twice (a replay after the sleep)"
+    );
+    let jobs: Vec<(Uuid, Value)> = sqlx::query_as(
+        "SELECT id, input FROM forge_jobs WHERE name = 'noted' ORDER BY input->>'n'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let ids: Vec<Value> = jobs.iter().map(|(id, _)| json!(id)).collect();
+    assert_eq!(
+        ids,
+        [output["job"].clone(), output["again"].clone()],
+        "two jobs, once each"
+    );
+    let child: Uuid = serde_json::from_value(output["child"].clone()).unwrap();
+    let runs: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM forge_workflow_runs WHERE name = 'approval'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(runs, 1, "one child run");
+    reaches(&pool, child, "completed").await;
+    let events: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM forge_workflow_events WHERE run_id = $1")
+            .bind(child)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(events, 1, "one event");
+    node.shutdown().await.unwrap();
+}
+
+/// `forge::testing::Work`: a day-long sleep fired without waiting for it, an event
+/// delivered, the worker drained until idle, and what the calls dispatched read back.
+#[tokio::test(flavor = "multi_thread")]
+async fn testing_helpers_fire_timers_deliver_events_and_drain_the_work() {
+    let (db, pool) = setup().await;
+    let node = start_node(db.url(), |registry| {
+        base(registry);
+        registry.job(
+            forge::registry::JobDef {
+                name: "notify",
+                module: "",
+                retry: forge::registry::Retry {
+                    max_attempts: 1,
+                    backoff: forge::registry::Backoff::Fixed,
+                    base_ms: 10,
+                    max_ms: 10,
+                },
+                timeout_ms: None,
+                queue: "default",
+                priority: 0,
+            },
+            |_ctx: forge::JobContext, _input| async move { Ok(()) },
+        );
+        registry.workflow(
+            def("trial", "1", SIG_A),
+            |ctx: WorkflowContext, _input| async move {
+                ctx.step("start").run(|| effect(&ctx, "started")).await?;
+                ctx.sleep(Duration::from_secs(24 * 3600)).await?;
+                ctx.step("later")
+                    .run(|| effect(&ctx, "a day later"))
+                    .await?;
+                let answer: Value = ctx.wait_for_event("answer", None).await?;
+                ctx.dispatch_job("notify", json!({"answer": answer}))
+                    .await?;
+                Ok(answer)
+            },
+        );
+    })
+    .await;
+    let work = forge::testing::Work::new(&node);
+    let mark = work.mark().await.unwrap();
+    let run = start(&node, "trial", json!({})).await;
+    let runs = work.runs_since(&mark).await.unwrap();
+    assert_eq!(
+        (runs.len(), runs[0].id, runs[0].name.as_str()),
+        (1, run, "trial")
+    );
+    work.drain(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(status(&pool, run).await, "sleeping");
+    assert_eq!(
+        work.fire_timers(chrono::Utc::now() + chrono::Duration::hours(1))
+            .await
+            .unwrap(),
+        0,
+        "not due within the hour"
+    );
+    assert_eq!(
+        work.fire_timers(chrono::Utc::now() + chrono::Duration::days(2))
+            .await
+            .unwrap(),
+        1
+    );
+    work.drain(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(effects(&pool, run).await, ["started", "a day later"]);
+    assert_eq!(status(&pool, run).await, "waiting");
+    work.send_event(run, "answer", "yes").await.unwrap();
+    work.drain(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(status(&pool, run).await, "completed");
+    let jobs = work.jobs_since(&mark).await.unwrap();
+    assert_eq!(
+        jobs.iter()
+            .map(|j| (j.name.as_str(), &j.input, j.status.as_str()))
+            .collect::<Vec<_>>(),
+        [("notify", &json!({"answer": "yes"}), "completed")]
+    );
+    let missing = work.send_event(Uuid::new_v4(), "answer", "no").await;
+    assert!(matches!(missing, Err(Error::NotFound(_))), "{missing:?}");
+    node.shutdown().await.unwrap();
+}

@@ -13,4 +13,10 @@ pub async fn chatty() {}
 #[forge::mcp_tool(rate_limit = "0/s")]
 pub async fn silent() {}
 
+#[forge::query(cache = "0s")]
+pub async fn never_cached() {}
+
+#[forge::query(cache = "-30s")]
+pub async fn cached_backwards() {}
+
 fn main() {}
