@@ -66,6 +66,7 @@ impl Outbox {
     }
 
     /// How many dispatches are held.
+    #[cfg(feature = "jobs")]
     pub(crate) fn len(&self) -> usize {
         self.0.lock().map(|rows| rows.len()).unwrap_or(0)
     }

@@ -42,8 +42,10 @@ pub(crate) async fn call(
     response
 }
 
-/// Whether a call to a query with `cache` was answered from the cache.
+/// Whether a call to a query with `cache` was answered from the cache (the cache needs the
+/// `realtime` feature's change notifications; without it nothing is cached).
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(feature = "realtime"), allow(dead_code))]
 enum Cache {
     Hit,
     Miss,
